@@ -1,0 +1,131 @@
+/* Configuration: a typed tree built from the libconfig file, one per generation.
+ * Everything in it lives in conf->pool and is read-only once loaded; a reload builds a new
+ * one and workers of the old generation keep theirs until they exit. */
+#ifndef PT_CONF_T_H
+#define PT_CONF_T_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <libconfig.h>
+
+#include "portico/str-t.h"
+#include "portico/pool-t.h"
+
+typedef struct pt_conf pt_conf;
+typedef struct pt_conf_ctx pt_conf_ctx;
+typedef struct pt_conf_key pt_conf_key;
+typedef struct pt_module pt_module;
+
+/* Where a key may appear. */
+#define PT_SCOPE_MAIN     0x1   /* top level */
+#define PT_SCOPE_LISTENER 0x2   /* inside an element of listeners = ( ... ) */
+#define PT_SCOPE_ROUTE    0x4   /* inside an element of routes = ( ... ) */
+
+/* A setter parses one setting into base + key->offset; it reports its own errors with
+ * pt_conf_error() and returns PT_OK or PT_ERROR. */
+typedef int (*pt_conf_set_fn)(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,
+                              void *base);
+
+struct pt_conf_key {
+    const char     *name;
+    unsigned        scope;     /* PT_SCOPE_* (module keys); ignored in nested tables */
+    pt_conf_set_fn  set;
+    size_t          offset;    /* into the module's conf struct of that scope */
+    int64_t         min, max;  /* integer setters: inclusive range */
+    const void     *arg;       /* setter-specific: nested key table, enum names, ... */
+};
+
+/* Loading context: where errors go and what is being built. */
+struct pt_conf_ctx {
+    pt_conf    *conf;
+    pt_pool    *pool;
+    const char *file;
+    char        error[1024];   /* first error, "FILE:LINE: ..." */
+    unsigned    errors;
+};
+
+typedef struct pt_limits {
+    uint32_t max_connections;           /* per worker */
+    uint32_t client_header_timeout_ms;
+    uint32_t client_body_timeout_ms;
+    uint32_t keepalive_timeout_ms;
+    uint32_t send_timeout_ms;           /* a client that takes no bytes for this long */
+    uint32_t drain_timeout_ms;          /* graceful stop / reload: in-flight requests */
+    uint32_t max_header_size;           /* request line + header section */
+    uint32_t max_target_size;           /* request-target */
+    uint32_t max_headers;               /* header field count */
+    uint64_t max_body_size;             /* 0 = unlimited */
+} pt_limits;
+
+typedef struct pt_listener_conf {
+    unsigned                index;
+    const char             *name;       /* "" when not named */
+    const char             *address;    /* as written */
+    struct sockaddr_storage addr;
+    socklen_t               addrlen;
+    int                     backlog;
+    int                     line;
+    void                  **mod_conf;   /* by module index; NULL where a module has none */
+} pt_listener_conf;
+
+/* A route: conditions (all must hold) and the module that produces the content. */
+typedef struct pt_route {
+    unsigned           index;
+    int                line;
+    pt_str             host;           /* lower-case; for "*.example.com": ".example.com" */
+    bool               host_wildcard;
+    bool               has_host;
+    pt_str             path_prefix;    /* empty: any */
+    void              *path_regex;     /* pcre2_code *, NULL: none */
+    void              *match_data;     /* pcre2_match_data * for path_regex */
+    int                listener;       /* listener index, -1: any */
+    uint32_t           methods;        /* bit (1 << pt_method) per known method; 0: any */
+    pt_str            *method_names;   /* methods not in pt_method (PT_M_OTHER) */
+    unsigned           nmethod_names;
+    const pt_module   *content;        /* produces the response */
+    void             **mod_conf;       /* by module index */
+} pt_route;
+
+/* Routes grouped for lookup: exact hosts and wildcard suffixes in hash tables, so that
+ * thousands of hosts cost one probe per label, not a scan. */
+typedef struct pt_route_bucket pt_route_bucket;
+struct pt_route_bucket {
+    pt_route_bucket *next;
+    pt_str           key;        /* lower-case host or wildcard suffix (".example.com") */
+    uint32_t         hash;
+    unsigned        *routes;     /* route indices, ascending */
+    unsigned         nroutes;
+};
+
+typedef struct pt_route_table {
+    pt_route_bucket **exact;     /* nbuckets entries */
+    pt_route_bucket **wild;
+    uint32_t          nbuckets;  /* power of two */
+    unsigned         *any;       /* routes without host, ascending */
+    unsigned          nany;
+    unsigned          max_labels;/* most labels in a wildcard suffix */
+} pt_route_table;
+
+struct pt_conf {
+    pt_pool          *pool;
+    const char       *file;
+    unsigned          workers;
+    bool              daemon;
+    const char       *user;       /* NULL: not set */
+    const char       *group;
+    const char       *pid_file;
+    bool              server_tokens;
+    const char       *error_log_path;   /* "-" = stderr */
+    int               error_log_level;  /* PT_LOG_* */
+    pt_limits         limits;
+    pt_listener_conf *listeners;
+    unsigned          nlisteners;
+    pt_route         *routes;
+    unsigned          nroutes;
+    pt_route_table    route_table;
+    void            **main_conf;  /* by module index */
+    void             *shm_zones;  /* pt_shm_zone list declared while loading (shm-t.h) */
+};
+
+#endif

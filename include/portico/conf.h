@@ -1,0 +1,45 @@
+#ifndef PT_CONF_H
+#define PT_CONF_H
+
+#include "portico/core.h"
+#include "portico/conf-t.h"
+#include "portico/h1-t.h"
+
+/* Loads and validates path. On failure returns NULL and puts "FILE:LINE: message" in err.
+ * Module hooks (conf init, key setters, conf_check, shm declaration) run in here. */
+pt_conf *pt_conf_load(const char *path, char *err, size_t errlen);
+void     pt_conf_free(pt_conf *conf);
+
+/* Reports an error at setting s (NULL: the file). Always returns PT_ERROR. */
+int pt_conf_error(pt_conf_ctx *cx, const config_setting_t *s, const char *fmt, ...)
+    PT_PRINTF(3, 4);
+
+/* Parses the members of group s with the key table keys (NULL-name-terminated) into base;
+ * unknown member names are errors. */
+int pt_conf_parse_group(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *keys,
+                        void *base);
+
+/* Generic setters. */
+int pt_conf_set_int(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *);    /* int64_t, [min,max] */
+int pt_conf_set_uint32(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *); /* uint32_t, [min,max] */
+int pt_conf_set_bool(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *);   /* bool */
+int pt_conf_set_str(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *);    /* const char *, pool copy */
+int pt_conf_set_pstr(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *);   /* pt_str, pool copy */
+int pt_conf_set_enum(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *);   /* int; arg: NULL-terminated const char *[] */
+int pt_conf_set_group(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *);  /* arg: nested pt_conf_key[] */
+
+/* Parses "127.0.0.1:80", "[::1]:80" (and for upstreams, "host:port", resolved now). */
+int pt_conf_parse_addr(pt_conf_ctx *cx, config_setting_t *s, const char *text, bool resolve,
+                       struct sockaddr_storage *ss, socklen_t *len);
+
+/* The route for a request: the first in file order whose conditions hold.
+ * host: the request's host, any case, no port. path: normalised path. */
+const pt_route *pt_route_find(const pt_conf *conf, pt_str host, pt_str path, pt_method m,
+                              pt_str method_name, unsigned listener);
+
+/* Per-module conf of a scope (NULL if the module has none). */
+#define pt_main_conf(conf, mod)   ((conf)->main_conf[(mod).index])
+#define pt_route_conf(route, mod) ((route)->mod_conf[(mod).index])
+#define pt_listener_mod_conf(l, mod) ((l)->mod_conf[(mod).index])
+
+#endif

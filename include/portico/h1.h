@@ -1,0 +1,53 @@
+#ifndef PT_H1_H
+#define PT_H1_H
+
+#include "portico/core.h"
+#include "portico/h1-t.h"
+
+void pt_h1_parser_init(pt_h1_parser *p, int kind, const pt_h1_limits *lim);
+
+/* Parses the head that starts at buf; len bytes are available. Between calls the caller
+ * may only append bytes (the earlier ones stay at the same address). Leading empty lines
+ * (CRLF) before a request line are skipped, up to a few.
+ * Returns PT_OK when the head is complete (h->len set), PT_AGAIN for more input, or
+ * PT_ERROR with p->status and p->error set. Enforces p->lim itself. */
+int pt_h1_parse_head(pt_h1_parser *p, const char *buf, size_t len, pt_h1_head *h);
+
+/* Checks the semantics of a complete request head: Host, framing (Content-Length,
+ * Transfer-Encoding), Connection, Expect, target form. On error returns PT_ERROR with
+ * *status (400, 405 for CONNECT, 417, 501, 505) and *why (static text). */
+int pt_h1_analyze_request(const pt_h1_head *h, pt_h1_req_info *ri, unsigned *status,
+                          const char **why);
+
+/* Same for an origin's response to a request made with req_method. Any error means the
+ * client gets 502: returns PT_ERROR with *why. */
+int pt_h1_analyze_response(const pt_h1_head *h, pt_method req_method, pt_h1_resp_info *ri,
+                           const char **why);
+
+void pt_h1_chunked_init(pt_h1_chunked *c);
+
+/* Decodes chunked framing from [*pos, last).
+ * PT_OK:    the slice (*data, *len) is a slice of chunk data inside the input; *pos is past it.
+ * PT_AGAIN: everything given was consumed (*pos == last); call again with more.
+ * PT_DONE:  the last chunk and the trailer section are consumed; *pos is just past the
+ *           message (bytes after it belong to the next message).
+ * PT_ERROR: c->error says why. */
+int pt_h1_chunked_decode(pt_h1_chunked *c, const char **pos, const char *last,
+                         const char **data, size_t *len);
+
+/* First field named name (case-insensitive), or NULL. */
+const pt_header *pt_h1_find(const pt_header *hs, uint32_t n, pt_str name);
+/* Does a comma-separated list value contain token (case-insensitive, OWS-trimmed)? */
+bool pt_h1_list_has(pt_str value, pt_str token);
+/* Is name listed as a token by any Connection field of these headers? */
+bool pt_h1_connection_lists(const pt_header *hs, uint32_t n, pt_str name);
+
+/* Normalises a path for routing: decodes %XX, merges "//", resolves "." and "..".
+ * out has room for len bytes. PT_ERROR on a bad escape, an encoded NUL, or ".."
+ * above the root. The original target is what gets forwarded. */
+int pt_h1_normalize_path(const char *in, size_t len, char *out, size_t *out_len);
+
+pt_method pt_h1_method_id(pt_str m);
+const char *pt_h1_status_text(unsigned status);   /* "Not Found"; "" if unknown */
+
+#endif

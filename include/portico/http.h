@@ -1,0 +1,54 @@
+/* The request API modules use: response heads and bodies, the request body, finishing. */
+#ifndef PT_HTTP_H
+#define PT_HTTP_H
+
+#include "portico/core.h"
+#include "portico/http-t.h"
+#include "portico/module-t.h"
+
+/* Response header fields (copied into the request pool). */
+int  pt_http_add_header(pt_request *r, pt_str name, pt_str value);
+void pt_http_del_header(pt_request *r, pt_str name);                 /* every field so named */
+pt_header *pt_http_resp_header(pt_request *r, pt_str name);         /* first, or NULL */
+
+/* Runs the header filters and queues the response head. Before calling, set r->status and
+ * r->resp_length (-1 if unknown: chunked for HTTP/1.1 clients, close-delimited for 1.0). */
+int  pt_http_send_header(pt_request *r);
+
+/* Passes body data through the body filters to the client. data must stay valid and
+ * unchanged until on_write runs (or the call returned PT_OK).
+ * PT_OK: everything is on the wire; PT_AGAIN: queued, wait for on_write before sending
+ * more; PT_ERROR: the client connection failed (the core aborts the request). */
+int  pt_http_send_body(pt_request *r, const char *data, size_t len, bool last);
+/* For body filters: hands data to the filter after self. */
+int  pt_http_body_next(pt_request *r, const pt_module *self, const char *data, size_t len,
+                       bool last);
+
+/* A complete response with a small body (copied), then finalises. */
+int  pt_http_respond(pt_request *r, unsigned status, pt_str content_type, pt_str body);
+
+/* The content handler is finished with r.
+ * PT_OK: the response was sent completely (via send_header/send_body with last).
+ * status >= 100: nothing was sent yet: the core answers with its error page.
+ * PT_ERROR: something failed midway: the client connection is closed. */
+void pt_http_finalize(pt_request *r, int rc);
+
+/* The request body, decoded (chunked framing removed), from the connection's buffer.
+ * PT_OK: a slice in (*data, *len) (valid until the next call; the caller has consumed it by
+ * the next call); PT_AGAIN: wait for on_body; PT_DONE: no more body; PT_ERROR: the body
+ * is invalid or too slow or too big: r->status holds 400, 408 or 413. */
+int  pt_http_read_body(pt_request *r, const char **data, size_t *len);
+/* Gives back the tail of the last slice that could not be used yet (back-pressure):
+ * the next read_body returns it again. */
+void pt_http_unread_body(pt_request *r, size_t n);
+
+/* Resumes the phase engine after a handler returned PT_AGAIN. */
+void pt_http_run_phases(pt_request *r);
+
+/* The status line text and error page of the core. */
+const char *pt_http_status_line(unsigned status);   /* "404 Not Found" */
+/* The Date and Server values generated responses carry. */
+pt_str pt_http_date(void);
+pt_str pt_http_server(void);
+
+#endif

@@ -1,0 +1,37 @@
+/* The error log: one write(2) per line, shared by the master and the workers. */
+#ifndef PT_LOG_H
+#define PT_LOG_H
+
+#include "portico/core.h"
+
+enum {
+    PT_LOG_EMERG = 0,
+    PT_LOG_ALERT,
+    PT_LOG_CRIT,
+    PT_LOG_ERR,
+    PT_LOG_WARN,
+    PT_LOG_NOTICE,
+    PT_LOG_INFO,
+    PT_LOG_DEBUG
+};
+
+extern int pt_log_level;
+
+/* "emerg".."debug" -> level, -1 if unknown. */
+int  pt_log_level_from_name(const char *name);
+const char *pt_log_level_name(int level);
+/* path "-" = stderr. Keeps the previous destination on failure. */
+int  pt_log_open(const char *path, int level);
+int  pt_log_reopen(void);
+int  pt_log_fd(void);
+/* Tag printed after the pid: "master", "worker 0". */
+void pt_log_set_role(const char *role);
+
+void pt_log(int level, const char *fmt, ...) PT_PRINTF(2, 3);
+void pt_log_errno(int level, int err, const char *fmt, ...) PT_PRINTF(3, 4);
+
+#define pt_log_enabled(level) ((level) <= pt_log_level)
+#define pt_debug(...) \
+    do { if (pt_unlikely(pt_log_level >= PT_LOG_DEBUG)) pt_log(PT_LOG_DEBUG, __VA_ARGS__); } while (0)
+
+#endif

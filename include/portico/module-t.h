@@ -1,0 +1,68 @@
+/* The module API. A module is one struct: its name, its config keys per scope, its
+ * lifecycle hooks, and its per-request handlers. The core knows modules only through the
+ * list in server/modules.c and runs them in that list's order unless an order is given.
+ *
+ * Request processing:
+ *   head parsed and routed -> PT_PHASE_HEADERS -> PT_PHASE_ACCESS -> content (the route's
+ *   content module) -> response header filters -> body filters -> log (always, also after
+ *   errors and early answers).
+ * Phase handlers return PT_DECLINED or PT_OK (go on), PT_DONE (the handler answered:
+ * skip to the response), PT_AGAIN (suspended: the module resumes with pt_http_run_phases),
+ * a status code >= 100 (the core answers with that status), or PT_ERROR (500). */
+#ifndef PT_MODULE_T_H
+#define PT_MODULE_T_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "portico/conf-t.h"
+#include "portico/http-t.h"
+
+typedef struct pt_cycle pt_cycle;
+
+typedef enum pt_phase {
+    PT_PHASE_HEADERS = 0,  /* head parsed and routed: normalise, tag */
+    PT_PHASE_ACCESS,       /* may refuse (ACL, auth, rate limits) */
+    PT_PHASE_PRECONTENT,   /* may answer instead of the content module (cache hit) */
+    PT_PHASE_MAX
+} pt_phase;
+
+typedef int  (*pt_phase_fn)(pt_request *r);
+/* Runs before the response head is serialised: may edit r->status and r->resp_headers. */
+typedef int  (*pt_header_filter_fn)(pt_request *r);
+/* Sees every response body slice in order; data stays valid until the request's next
+ * on_write. Calls pt_http_body_next() to pass data on (maybe transformed). */
+typedef int  (*pt_body_filter_fn)(pt_request *r, const char *data, size_t len, bool last);
+
+struct pt_module {
+    const char        *name;
+    unsigned           index;            /* position in the list; set by the core */
+
+    /* configuration */
+    const pt_conf_key *keys;             /* NULL-name-terminated; each with its scope */
+    size_t             main_conf_size;   /* zeroed structs the core allocates per scope */
+    size_t             listener_conf_size;
+    size_t             route_conf_size;
+    int  (*main_conf_init)(pt_conf_ctx *cx, void *mconf);          /* defaults, before keys */
+    int  (*route_conf_init)(pt_conf_ctx *cx, pt_route *rt, void *rconf);
+    int  (*listener_conf_init)(pt_conf_ctx *cx, pt_listener_conf *l, void *lconf);
+    /* After every key of the file is parsed: cross references, compiled forms, claiming
+     * routes (set rt->content), declaring shared-memory zones. Errors with file:line. */
+    int  (*conf_check)(pt_conf_ctx *cx, pt_conf *conf);
+
+    /* lifecycle */
+    int  (*master_init)(pt_cycle *cy);   /* in the master, after the config is loaded */
+    int  (*worker_init)(pt_cycle *cy);   /* in each worker after fork, before accepting */
+    void (*worker_exit)(pt_cycle *cy);   /* worker leaving (flush buffers) */
+    void (*reopen)(pt_cycle *cy);        /* SIGUSR1: reopen files (master and workers) */
+
+    /* requests */
+    pt_phase_fn         phase[PT_PHASE_MAX];
+    pt_phase_fn         content;         /* called when a route's content is this module */
+    int                 header_filter_order;   /* lower runs first */
+    pt_header_filter_fn header_filter;
+    int                 body_filter_order;
+    pt_body_filter_fn   body_filter;
+    void              (*log)(pt_request *r);
+};
+
+#endif

@@ -1,0 +1,24 @@
+/* The process model: master (server/master.c), workers (server/worker.c), listening
+ * sockets (server/listen.c). */
+#ifndef PT_PROCESS_H
+#define PT_PROCESS_H
+
+#include "portico/core.h"
+#include "portico/cycle-t.h"
+
+/* Opens a socket per listener of conf, bound and listening. A listener whose address
+ * (family, address, port) also appears in old keeps old's socket (dup'ed into the new
+ * array), so a reload refuses no connection. NULL on failure (logged, nothing leaked). */
+int *pt_listen_open(pt_conf *conf, pt_conf *old, int *old_fds);
+void pt_listen_close(pt_conf *conf, int *fds);
+
+/* The master: supervises workers, handles signals, reloads. Returns the exit status. */
+int pt_master_run(pt_cycle *cy);
+
+/* A worker: inherits cy (its conf, listen_fds, the shared zones); never returns.
+ * Signals from the master: SIGQUIT graceful stop (stop accepting, close idle keep-alive
+ * connections, finish in-flight requests, exit within drain_timeout_ms), SIGTERM/SIGINT
+ * fast stop, SIGUSR1 reopen log files. */
+PT_NORETURN void pt_worker_main(pt_cycle *cy);
+
+#endif

@@ -1,0 +1,3 @@
+/* STUB */
+#include "portico/module.h"
+pt_module pt_return_module = { .name = "return" };

@@ -1,0 +1,3 @@
+/* STUB */
+#include "portico/process.h"
+int pt_master_run(pt_cycle *cy) { return 1; }

@@ -1,0 +1,20 @@
+/* The one list of compiled-in modules. Order matters where no explicit order is given:
+ * phase handlers run in this order. */
+#include "portico/module.h"
+
+extern pt_module pt_return_module;
+extern pt_module pt_access_log_module;
+
+pt_module *const pt_modules[] = {
+    &pt_return_module,
+    &pt_access_log_module,
+    NULL
+};
+
+const unsigned pt_nmodules = pt_nelems(pt_modules) - 1;
+
+void pt_modules_init(void)
+{
+    for (unsigned i = 0; i < pt_nmodules; i++)
+        pt_modules[i]->index = i;
+}
