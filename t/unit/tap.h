@@ -41,10 +41,14 @@ static inline void tap_diag(const char *fmt, ...)
     (tap_ok((long long) (got) == (long long) (want), __VA_ARGS__) \
          ? 1 : (tap_diag("  got %lld, want %lld", (long long) (got), (long long) (want)), 0))
 
-#define tap_is_str(got, want, ...) \
-    (tap_ok((got) && (want) && strcmp((got), (want)) == 0, __VA_ARGS__) \
-         ? 1 : (tap_diag("  got \"%s\", want \"%s\"", (got) ? (got) : "(null)", \
-                         (want) ? (want) : "(null)"), 0))
+static inline int tap_is_str(const char *got, const char *want, const char *name)
+{
+    int ok = got && want && strcmp(got, want) == 0;
+    tap_ok(ok, "%s", name);
+    if (!ok)
+        tap_diag("  got \"%s\", want \"%s\"", got ? got : "(null)", want ? want : "(null)");
+    return ok;
+}
 
 /* Plan at the end, when the count is only known after a table run. */
 static inline int tap_done(void)
