@@ -28,6 +28,22 @@ int pt_conf_set_pstr(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, voi
 int pt_conf_set_enum(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *);   /* int; arg: NULL-terminated const char *[] */
 int pt_conf_set_group(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *);  /* arg: nested pt_conf_key[] */
 
+/* Lists of header fields: ( { name = "X-A"; value = "1"; }, ... ), into a pt_header_list;
+ * names must be tokens, values free of CR, LF and NUL. */
+typedef struct pt_header_list {
+    pt_header *h;
+    unsigned   n;
+} pt_header_list;
+int pt_conf_set_header_list(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *);
+/* Arrays of strings: [ "a", "b" ], into a pt_str_list (pool copies). */
+typedef struct pt_str_list {
+    pt_str  *s;
+    unsigned n;
+} pt_str_list;
+int pt_conf_set_str_list(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *);
+/* Is s an HTTP token (RFC 9110 tchar+)? */
+bool pt_conf_is_token(const char *s, size_t n);
+
 /* Parses "127.0.0.1:80", "[::1]:80" (and for upstreams, "host:port", resolved now). */
 int pt_conf_parse_addr(pt_conf_ctx *cx, config_setting_t *s, const char *text, bool resolve,
                        struct sockaddr_storage *ss, socklen_t *len);
