@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "portico/conf.h"
 #include "portico/module.h"
@@ -408,13 +409,36 @@ static void suggest(const pt_conf_key *keys, unsigned scope, const char *name,
     }
 }
 
-/* "unknown key", with the nearest known name when it is a likely typo. */
+/* Where a key that is unknown here belongs, if it is a key of some scope. */
+static const char *key_home(const char *name)
+{
+    static const char *const homes[] = { "at the top level", "in a listener", "in a route" };
+    const pt_conf_key *core[] = { pt_conf_main_keys, pt_conf_listener_keys, pt_conf_route_keys };
+    const pt_conf_key *k;
+
+    for (unsigned i = 0; i < pt_nelems(core); i++)
+        if (find_key(core[i], name, 0))
+            return homes[i];
+    for (unsigned i = 0; i < pt_nmodules; i++) {
+        if ((k = find_key(pt_modules[i]->keys, name, 0)) == NULL)
+            continue;
+        return k->scope & PT_SCOPE_MAIN ? homes[0]
+               : k->scope & PT_SCOPE_LISTENER ? homes[1] : homes[2];
+    }
+    return NULL;
+}
+
+/* "unknown key", with where it belongs if it is misplaced, or else the nearest known name
+ * when it is a likely typo. */
 static int unknown_key(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *core,
                        unsigned scope)
 {
     const char *name = config_setting_name(s);
-    const char *best = NULL;
+    const char *best = NULL, *home = key_home(name);
     unsigned bestd = 3;
+
+    if (home)
+        return pt_conf_error(cx, s, "unknown key here (it goes %s)", home);
 
     suggest(core, 0, name, &best, &bestd);
     for (unsigned i = 0; scope && i < pt_nmodules; i++)
@@ -660,6 +684,9 @@ static int load(pt_conf_loader *lc)
     pt_conf_ctx *cx = &lc->cx;
     pt_conf *conf = cx->conf;
 
+    struct stat st;
+    if (stat(cx->file, &st) == 0 && S_ISDIR(st.st_mode))
+        return pt_conf_error(cx, NULL, "cannot read: is a directory");
     errno = 0;
     if (!config_read_file(lc->cfg, cx->file)) {
         int err = errno;

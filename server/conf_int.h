@@ -34,6 +34,8 @@ void **pt_conf_mod_confs(pt_conf_ctx *cx, unsigned scope, pt_route *rt, pt_liste
 
 /* conf_keys.c: the core's keys */
 extern const pt_conf_key pt_conf_main_keys[];
+extern const pt_conf_key pt_conf_listener_keys[];
+extern const pt_conf_key pt_conf_route_keys[];
 void pt_conf_defaults(pt_conf *conf);
 int  pt_conf_set_routes(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,
                         void *base);

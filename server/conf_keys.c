@@ -129,7 +129,7 @@ static int set_backlog(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *
     return PT_OK;
 }
 
-static const pt_conf_key listener_keys[] = {
+const pt_conf_key pt_conf_listener_keys[] = {
     { "name", 0, pt_conf_set_str, offsetof(pt_listener_conf, name), 1, 64, NULL },
     { "address", 0, set_listen_addr, offsetof(pt_listener_conf, address), 1, 300, NULL },
     { "backlog", 0, set_backlog, 0, 1, 65535, NULL },
@@ -178,7 +178,7 @@ static int set_listeners(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key
             return pt_conf_type_error(cx, e, "a group { ... }");
         l->mod_conf = pt_conf_mod_confs(cx, PT_SCOPE_LISTENER, NULL, l);
         if (l->mod_conf == NULL
-            || pt_conf_parse_scope(cx, e, listener_keys, l, PT_SCOPE_LISTENER, l->mod_conf)
+            || pt_conf_parse_scope(cx, e, pt_conf_listener_keys, l, PT_SCOPE_LISTENER, l->mod_conf)
                    != PT_OK)
             return PT_ERROR;
         if (l->address == NULL)
@@ -401,7 +401,7 @@ static int set_methods(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *
     return PT_OK;
 }
 
-static const pt_conf_key route_keys[] = {
+const pt_conf_key pt_conf_route_keys[] = {
     { "host", 0, set_host, 0, 0, 0, NULL },
     { "path_prefix", 0, set_path_prefix, offsetof(pt_route, path_prefix), 1, 0, NULL },
     { "path_regex", 0, set_path_regex, 0, 0, 0, NULL },
@@ -437,7 +437,7 @@ int pt_conf_set_routes(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *
             return pt_conf_type_error(cx, e, "a group { ... }");
         rt->mod_conf = pt_conf_mod_confs(cx, PT_SCOPE_ROUTE, rt, NULL);
         if (rt->mod_conf == NULL
-            || pt_conf_parse_scope(cx, e, route_keys, rt, PT_SCOPE_ROUTE, rt->mod_conf)
+            || pt_conf_parse_scope(cx, e, pt_conf_route_keys, rt, PT_SCOPE_ROUTE, rt->mod_conf)
                    != PT_OK)
             return PT_ERROR;
         conf->nroutes = i + 1;

@@ -301,8 +301,17 @@ static void test_errors(void)
     err_is("error_log = { file = \"x\"; };\n" LISTEN, ":1: key 'error_log.file': unknown key",
            "unknown key in error_log");
     err_is(LISTEN "routes = ( { return = { status = 200; }; access_log = {}; } );\n",
-           ":2: key 'routes[0].access_log': unknown key",
-           "a main key is unknown inside a route");
+           ":2: key 'routes[0].access_log': unknown key here (it goes at the top level)",
+           "a module's main key inside a route");
+    err_is("return = { status = 200; };\n" LISTEN,
+           ":1: key 'return': unknown key here (it goes in a route)",
+           "a module's route key at the top level");
+    err_is("listeners = ( { address = \"127.0.0.1:80\"; host = \"a\"; } );\n",
+           ":1: key 'listeners[0].host': unknown key here (it goes in a route)",
+           "a route key in a listener");
+    err_is("limits = { workers = 2; };\n" LISTEN,
+           ":1: key 'limits.workers': unknown key here (it goes at the top level)",
+           "a top-level key in limits");
 
     /* wrong types */
     err_is("daemon = \"yes\";\n" LISTEN,
@@ -493,6 +502,33 @@ static void test_errors(void)
            "response has no body", "body on 204");
     err_is(RET("content_type = \"text/html\\n\";"), ":2: key 'routes[0].return.content_type': "
            "control characters (CR, LF, ...) are not allowed", "content_type with LF");
+}
+
+static void test_addr(void)
+{
+    pt_conf_ctx cx;
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+
+    memset(&cx, 0, sizeof(cx));
+    cx.file = "F";
+    tap_is_int(pt_conf_parse_addr(&cx, NULL, "localhost:8080", true, &ss, &len), PT_OK,
+               "resolve localhost");
+    tap_ok((ss.ss_family == AF_INET && len == sizeof(struct sockaddr_in)
+            && ntohs(((struct sockaddr_in *) &ss)->sin_port) == 8080)
+           || (ss.ss_family == AF_INET6 && len == sizeof(struct sockaddr_in6)
+               && ntohs(((struct sockaddr_in6 *) &ss)->sin6_port) == 8080),
+           "resolved address carries the port");
+    tap_is_int(pt_conf_parse_addr(&cx, NULL, "10.1.2.3:1", true, &ss, &len), PT_OK,
+               "IPv4 with resolve");
+    tap_ok(ss.ss_family == AF_INET
+           && ((struct sockaddr_in *) &ss)->sin_addr.s_addr == htonl(0x0a010203),
+           "IPv4 literal is not looked up");
+    tap_is_int(pt_conf_parse_addr(&cx, NULL, "no-such-host.invalid:80", true, &ss, &len),
+               PT_ERROR, "unknown host fails");
+    const char *want = "F: \"no-such-host.invalid:80\": cannot resolve no-such-host.invalid: ";
+    tap_ok(strncmp(cx.error, want, strlen(want)) == 0, "unknown host message");
+    tap_diag("  %s", cx.error);
 }
 
 /* ---- the return module's handler ---- */
@@ -736,6 +772,7 @@ int main(void)
     test_sample();
     test_defaults();
     test_errors();
+    test_addr();
     test_return_handler();
     test_routes();
     test_many_wildcards();
