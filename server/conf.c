@@ -167,14 +167,54 @@ static bool name_char(char c)
            || c == '_' || c == '-' || c == '*';
 }
 
-/* Finds "name = literal" on the setting's line and compares the literal's value with what
- * libconfig stored. Anything unexpected (no name, not found) is left alone. */
+/* Reads the integer literal at *pp (decimal or 0x hex, optional sign). Returns false if
+ * there is none; *fits: the value fits the 32 bits libconfig 1.5 keeps of a plain literal. */
+static bool read_literal(const char **pp, const char *end, int64_t *val, bool *fits)
+{
+    const char *q = *pp;
+    bool neg = false, overflow = false;
+    unsigned base = 10, digits = 0;
+    uint64_t mag = 0;
+
+    if (q < end && (*q == '-' || *q == '+'))
+        neg = *q++ == '-';
+    if (end - q > 2 && q[0] == '0' && (q[1] == 'x' || q[1] == 'X')) {
+        base = 16;
+        q += 2;
+    }
+    for (; q < end; q++, digits++) {
+        unsigned d;
+        if (*q >= '0' && *q <= '9')
+            d = (unsigned) (*q - '0');
+        else if (base == 16 && pt_tolower(*q) >= 'a' && pt_tolower(*q) <= 'f')
+            d = (unsigned) (pt_tolower(*q) - 'a' + 10);
+        else
+            break;
+        if (mag > (UINT64_MAX - d) / base)
+            overflow = true;
+        else
+            mag = mag * base + d;
+    }
+    if (digits == 0)
+        return false;
+    *pp = q;
+    *fits = !overflow && mag <= (neg ? (uint64_t) INT32_MAX + 1 : (uint64_t) INT32_MAX);
+    *val = *fits ? (neg ? -(int64_t) mag : (int64_t) mag) : 0;
+    return true;
+}
+
+/* Looks for "name = literal" on the setting's line. Several settings of the same name may
+ * share a line (list elements): the value is fine if any of their literals gives it; it
+ * was truncated if none does and one of them does not fit in 32 bits. Anything else
+ * (no name, text not found) is left alone: this check must never reject a good file. */
 static int check_int_literal(pt_conf_ctx *cx, const config_setting_t *s, int64_t v)
 {
     pt_conf_loader *lc = pt_conf_loader_of(cx);
     const char *name = config_setting_name(s);
     const char *file = config_setting_source_file(s);
     unsigned line = config_setting_source_line(s);
+    const char *bad = NULL;
+    int badlen = 0;
 
     if (name == NULL || file == NULL || line == 0 || load_source(lc, file) != PT_OK
         || line > lc->nlines)
@@ -195,35 +235,20 @@ static int check_int_literal(pt_conf_ctx *cx, const config_setting_t *s, int64_t
         for (q++; q < end && (*q == ' ' || *q == '\t'); q++) {
         }
         const char *lit = q;
-        bool neg = false, overflow = false;
-        unsigned base = 10, digits = 0;
-        uint64_t mag = 0;
-        if (q < end && (*q == '-' || *q == '+'))
-            neg = *q++ == '-';
-        if (end - q > 2 && q[0] == '0' && (q[1] == 'x' || q[1] == 'X')) {
-            base = 16;
-            q += 2;
-        }
-        for (; q < end; q++, digits++) {
-            unsigned d;
-            if (*q >= '0' && *q <= '9')
-                d = (unsigned) (*q - '0');
-            else if (base == 16 && pt_tolower(*q) >= 'a' && pt_tolower(*q) <= 'f')
-                d = (unsigned) (pt_tolower(*q) - 'a' + 10);
-            else
-                break;
-            if (mag > (UINT64_MAX - d) / base)
-                overflow = true;
-            else
-                mag = mag * base + d;
-        }
-        if (digits == 0)
+        int64_t val;
+        bool fits;
+        if (!read_literal(&q, end, &val, &fits))
+            continue;
+        if (fits && val == v)
             return PT_OK;
-        if (overflow || mag > (uint64_t) INT64_MAX || (neg ? -(int64_t) mag : (int64_t) mag) != v)
-            return pt_conf_error(cx, s, "%.*s does not fit in 32 bits: write %.*sL for a "
-                                 "64-bit integer", (int) (q - lit), lit, (int) (q - lit), lit);
-        return PT_OK;
+        if (!fits && bad == NULL) {
+            bad = lit;
+            badlen = (int) (q - lit);
+        }
     }
+    if (bad)
+        return pt_conf_error(cx, s, "%.*s does not fit in 32 bits: write %.*sL for a "
+                             "64-bit integer", badlen, bad, badlen, bad);
     return PT_OK;
 }
 

@@ -369,6 +369,20 @@ static void test_errors(void)
     err_is("limits = { max_connections = 4294967297; };\n" LISTEN,
            ":1: key 'limits.max_connections': 4294967297 does not fit in 32 bits: write "
            "4294967297L for a 64-bit integer", "literal that wraps to 1");
+    err_is("listeners = ( { address = \"127.0.0.1:80\"; backlog = 1; }, "
+           "{ address = \"127.0.0.1:81\"; backlog = 4294967298; } );\n",
+           ":1: key 'listeners[1].backlog': 4294967298 does not fit in 32 bits: write "
+           "4294967298L for a 64-bit integer", "same key twice on a line, second truncated");
+    c = load_ok("listeners = ( { address = \"127.0.0.1:80\"; backlog = 7; }, "
+                "{ address = \"127.0.0.1:81\"; backlog = 9; } );\n# backlog = 99999999999\n",
+                "same key twice on a line");
+    tap_ok(c && c->listeners[0].backlog == 7 && c->listeners[1].backlog == 9,
+           "both values kept");
+    pt_conf_free(c);
+    c = load_ok("limits = { max_headers = +5; keepalive_timeout_ms = 0x10; };\n" LISTEN,
+                "hex literal");
+    tap_ok(c && c->limits.keepalive_timeout_ms == 16 && c->limits.max_headers == 5, "0x10, +5");
+    pt_conf_free(c);
     err_is("listeners = ( { address = \"127.0.0.1:80\"; backlog = 70000; } );\n",
            ":1: key 'listeners[0].backlog': 70000 is out of range 1..65535", "backlog");
     err_is(LISTEN "routes = ( { return = { status = 101; }; } );\n",
