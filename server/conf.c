@@ -473,6 +473,16 @@ static int unknown_key(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *
     return pt_conf_error(cx, s, "unknown key");
 }
 
+static int call_setter(pt_conf_ctx *cx, config_setting_t *m, const pt_conf_key *k,
+                       void *base)
+{
+    if (k->set(cx, m, k, base) == PT_OK && cx->errors == 0)
+        return PT_OK;
+    if (cx->errors == 0)   /* a setter that failed without saying why */
+        pt_conf_error(cx, m, "invalid value");
+    return PT_ERROR;
+}
+
 static int dispatch(pt_conf_ctx *cx, config_setting_t *m, const pt_conf_key *core,
                     void *core_base, unsigned scope, void **mod_conf)
 {
@@ -480,11 +490,11 @@ static int dispatch(pt_conf_ctx *cx, config_setting_t *m, const pt_conf_key *cor
     const pt_conf_key *k = find_key(core, name, 0);
 
     if (k)
-        return k->set(cx, m, k, core_base);
+        return call_setter(cx, m, k, core_base);
     for (unsigned i = 0; i < pt_nmodules; i++) {
         k = find_key(pt_modules[i]->keys, name, scope);
         if (k)
-            return k->set(cx, m, k, mod_conf ? mod_conf[pt_modules[i]->index] : NULL);
+            return call_setter(cx, m, k, mod_conf ? mod_conf[pt_modules[i]->index] : NULL);
     }
     return unknown_key(cx, m, core, scope);
 }
@@ -798,7 +808,7 @@ pt_conf *pt_conf_load(const char *path, char *err, size_t errlen)
     }
     free(lc.src);
     free(lc.lines);
-    if (rc != PT_OK) {
+    if (rc != PT_OK || lc.cx.errors) {   /* an error reported is an error, whatever returned */
         snprintf(err, errlen, "%s", lc.cx.error);
         pt_pool_destroy(pool);
         return NULL;
