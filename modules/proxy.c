@@ -77,11 +77,8 @@ static int proxy_conf_check(pt_conf_ctx *cx, pt_conf *conf)
         if (rc->up == NULL)
             return pt_conf_error(cx, rc->upstream_setting, "no upstream named \"%s\"",
                                  rc->upstream_name);
-        if (rt->content && rt->content != &pt_proxy_module)
-            return pt_conf_error(cx, rc->upstream_setting,
-                                 "a route has one content: both %s and upstream are given",
-                                 rt->content->name);
-        rt->content = &pt_proxy_module;
+        if (pt_conf_set_content(cx, rt, &pt_proxy_module) != PT_OK)
+            return PT_ERROR;
     }
     return PT_OK;
 }

@@ -2,67 +2,53 @@
 #include "portico/conf.h"
 #include "portico/pool.h"
 
-/* RFC 9110 tchar */
-bool pt_conf_is_token(const char *s, size_t n)
+static int set_field_name(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, void *base)
 {
-    static const char extra[] = "!#$%&'*+-.^_`|~";
-    if (n == 0)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char) s[i];
-        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-            continue;
-        if (c == 0 || strchr(extra, c) == NULL)
-            return false;
-    }
-    return true;
+    if (pt_conf_set_pstr(cx, s, k, base) != PT_OK)
+        return PT_ERROR;
+    const pt_str *n = (const pt_str *) ((char *) base + k->offset);
+    if (!pt_conf_is_token(n->data, n->len))
+        return pt_conf_error(cx, s, "\"%s\" is not a valid field name", n->data);
+    return PT_OK;
 }
 
-static bool valid_value(const char *v)
+static int set_field_value(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, void *base)
 {
-    for (; *v; v++)
-        if (*v == '\r' || *v == '\n')
-            return false;
-    return true;
+    if (pt_conf_set_pstr(cx, s, k, base) != PT_OK)
+        return PT_ERROR;
+    const pt_str *v = (const pt_str *) ((char *) base + k->offset);
+    if (pt_conf_bad_field_value(v->data, v->len))
+        return pt_conf_error(cx, s, "control characters (CR, LF, ...) are not allowed");
+    return PT_OK;
 }
+
+static const pt_conf_key header_keys[] = {
+    { "name", 0, set_field_name, offsetof(pt_header, name), 1, 256, NULL },
+    { "value", 0, set_field_value, offsetof(pt_header, value), 0, 8192, NULL },
+    { NULL, 0, NULL, 0, 0, 0, NULL }
+};
 
 int pt_conf_set_header_list(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,
                             void *base)
 {
     pt_header_list *l = (pt_header_list *) ((char *) base + k->offset);
     if (!config_setting_is_list(s))
-        return pt_conf_error(cx, s, "must be a list: ( { name = \"X-Name\"; value = \"v\"; } )");
-    int n = config_setting_length(s);
-    l->h = pt_pcalloc(cx->pool, (size_t) (n ? n : 1) * sizeof(pt_header));
+        return pt_conf_type_error(cx, s, "a list ( { name = ...; value = ...; }, ... )");
+    unsigned n = (unsigned) config_setting_length(s);
+    l->h = pt_pcalloc(cx->pool, (n + 1) * sizeof(pt_header));
     if (l->h == NULL)
-        return pt_conf_error(cx, s, "out of memory");
-    for (int i = 0; i < n; i++) {
-        config_setting_t *e = config_setting_get_elem(s, (unsigned) i);
-        const char *name = NULL, *value = NULL;
-        if (!config_setting_is_group(e))
-            return pt_conf_error(cx, e, "each entry must be { name = \"...\"; value = \"...\"; }");
-        for (int j = 0; j < config_setting_length(e); j++) {
-            config_setting_t *m = config_setting_get_elem(e, (unsigned) j);
-            const char *mn = config_setting_name(m);
-            if (strcmp(mn, "name") != 0 && strcmp(mn, "value") != 0)
-                return pt_conf_error(cx, m, "unknown key '%s' (expected name and value)", mn);
-            if (config_setting_type(m) != CONFIG_TYPE_STRING)
-                return pt_conf_error(cx, m, "must be a string");
-            if (strcmp(mn, "name") == 0)
-                name = config_setting_get_string(m);
-            else
-                value = config_setting_get_string(m);
-        }
-        if (name == NULL || value == NULL)
-            return pt_conf_error(cx, e, "each entry needs both name and value");
-        if (!pt_conf_is_token(name, strlen(name)))
-            return pt_conf_error(cx, e, "\"%s\" is not a valid header name", name);
-        if (!valid_value(value))
-            return pt_conf_error(cx, e, "header value must not contain CR or LF");
-        l->h[i].name = pt_pstr(cx->pool, (pt_str) { strlen(name), name });
-        l->h[i].value = pt_pstr(cx->pool, (pt_str) { strlen(value), value });
+        return pt_conf_error(cx, NULL, "out of memory");
+    for (unsigned i = 0; i < n; i++) {
+        config_setting_t *e = config_setting_get_elem(s, i);
+        pt_header *h = &l->h[i];
+        if (pt_conf_parse_group(cx, e, header_keys, h) != PT_OK)
+            return PT_ERROR;
+        if (h->name.data == NULL)
+            return pt_conf_error(cx, e, "missing key 'name'");
+        if (h->value.data == NULL)
+            return pt_conf_error(cx, e, "missing key 'value'");
+        l->n = i + 1;
     }
-    l->n = (unsigned) n;
     return PT_OK;
 }
 
@@ -70,18 +56,18 @@ int pt_conf_set_str_list(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key
 {
     pt_str_list *l = (pt_str_list *) ((char *) base + k->offset);
     if (!config_setting_is_array(s) && !config_setting_is_list(s))
-        return pt_conf_error(cx, s, "must be an array of strings: [ \"a\", \"b\" ]");
-    int n = config_setting_length(s);
-    l->s = pt_pcalloc(cx->pool, (size_t) (n ? n : 1) * sizeof(pt_str));
+        return pt_conf_type_error(cx, s, "an array of strings [ \"a\", \"b\" ]");
+    unsigned n = (unsigned) config_setting_length(s);
+    l->s = pt_pcalloc(cx->pool, (n ? n : 1) * sizeof(pt_str));
     if (l->s == NULL)
-        return pt_conf_error(cx, s, "out of memory");
-    for (int i = 0; i < n; i++) {
-        config_setting_t *e = config_setting_get_elem(s, (unsigned) i);
+        return pt_conf_error(cx, NULL, "out of memory");
+    for (unsigned i = 0; i < n; i++) {
+        config_setting_t *e = config_setting_get_elem(s, i);
         const char *v = config_setting_get_string(e);
         if (v == NULL)
-            return pt_conf_error(cx, e, "must be a string");
+            return pt_conf_type_error(cx, e, "a string");
         l->s[i] = pt_pstr(cx->pool, (pt_str) { strlen(v), v });
     }
-    l->n = (unsigned) n;
+    l->n = n;
     return PT_OK;
 }
