@@ -3,6 +3,8 @@
  * reload when name and size match. Inside a zone: a robust process-shared mutex and a
  * first-fit allocator working with offsets, so no pointer stored in the zone depends on
  * where a process happens to map it. */
+#include "portico/core.h"       /* first: config.h defines _GNU_SOURCE */
+
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
