@@ -45,7 +45,7 @@ static void usage(FILE *f)
 
 static void version(bool verbose)
 {
-    printf("portico version %s\n", PT_VERSION);
+    printf("portico version: portico/%s\n", PT_VERSION);     /* as "nginx version: nginx/X" */
     if (!verbose)
         return;
 
