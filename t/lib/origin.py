@@ -9,7 +9,10 @@ pluggable behaviour, counting accepted connections and requests.
 Behaviours (class methods): echo, fixed, chunked, close_delimited, slow, close_mid_body,
 malformed, large, websocket_echo, silent; or Origin(handler) with your own
 handler(origin, conn, req) -> bool (True keeps the connection for another request).
-A handler writes with conn.sendall(); conn.rfile gives buffered reads after the request.
+A handler writes with conn.sendall() and reads what follows the request with
+conn.recv_some() / read_exact() / read_until().
+Origin(handler, raw=True) calls handler(origin, conn) once per connection with nothing
+read yet: it parses with conn.read_head() / conn.read_body(req) itself (Expect, pacing).
 """
 
 import hashlib
@@ -115,6 +118,14 @@ class Conn:
     def read_request(self, store_body=True):
         """Parse one request (head, then a Content-Length or chunked body). None at a clean
         EOF before the first byte."""
+        req = self.read_head()
+        if req is not None:
+            self.read_body(req, store_body)
+        return req
+
+    def read_head(self):
+        """Parse one request head only (the body stays unread: read_body). None at a clean
+        EOF before the first byte."""
         head = self.read_until(b"\r\n\r\n")
         if head is None:
             if self.buf:
@@ -132,6 +143,10 @@ class Conn:
                 raise BadRequest("bad field %r" % line)
             n, v = line.split(b":", 1)
             req.headers.append((n.decode("latin-1"), v.strip(b" \t").decode("latin-1")))
+        return req
+
+    def read_body(self, req, store_body=True):
+        """Read the body of req (after read_head) into req.body / body_len / body_sha256."""
         h = hashlib.sha256()
         body = bytearray()
 
@@ -224,8 +239,9 @@ def response_bytes(status=200, headers=(), body=b"", reason=None, chunked=False,
 
 class Origin:
     def __init__(self, handler, store_body=True, keepalive=True, host="127.0.0.1",
-                 start=True, name="origin"):
+                 start=True, name="origin", raw=False, backlog=128):
         self.handler = handler
+        self.raw = raw
         self.store_body = store_body
         self.keepalive = keepalive
         self.name = name
@@ -235,6 +251,8 @@ class Origin:
         self.received = []         # OriginRequest, in arrival order
         self.errors = []           # parse errors and handler exceptions (as text)
         self.open_conns = 0
+        self.closed = 0            # connections closed (either side) and finished
+        self.bytes_sent = 0        # body bytes Origin.large has written so far
         self._conns = set()
         self._stopping = False
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -243,7 +261,7 @@ class Origin:
         self.host = host
         self.port = self.sock.getsockname()[1]
         self.address = "%s:%d" % (host, self.port)
-        self.sock.listen(128)
+        self.sock.listen(backlog)
         self._thread = None
         tap.add_cleanup(self.stop)
         if start:
@@ -284,6 +302,9 @@ class Origin:
 
     def _serve(self, c):
         try:
+            if self.raw:
+                self.handler(self, c)
+                return
             while not self._stopping:
                 try:
                     req = c.read_request(self.store_body)
@@ -311,6 +332,7 @@ class Origin:
                 pass
             with self.lock:
                 self.open_conns -= 1
+                self.closed += 1
                 self._conns.discard(c)
 
     def stop(self):
@@ -335,6 +357,21 @@ class Origin:
                 pass
         if self._thread:
             self._thread.join(2)
+
+    def record(self, c, req):
+        """For raw handlers: count and keep a request read with conn.read_head()."""
+        c.requests += 1
+        req.conn_index, req.seq_on_conn = c.index, c.requests
+        with self.lock:
+            self.requests += 1
+            self.received.append(req)
+
+    def wait_open(self, n, timeout=5.0):
+        """Wait until exactly n connections are open; returns the count."""
+        deadline = time.monotonic() + timeout
+        while self.open_conns != n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.open_conns
 
     def wait_requests(self, n, timeout=5.0):
         deadline = time.monotonic() + timeout
@@ -461,6 +498,7 @@ class Origin:
                 else:
                     c.sendall(d)
                 left -= len(d)
+                o.bytes_sent += len(d)
             if chunked:
                 c.sendall(b"0\r\n\r\n")
             return True
