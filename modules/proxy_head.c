@@ -105,7 +105,7 @@ int proxy_build_request(proxy_ctx *px)
     pt_str host = r->info.authority;
     if (!rc->preserve_host || host.len == 0)
         host = px->uc->server->authority;
-    size += host.len * 2 + xff_len + 2 * r->conn->peer_ip_len + 256 + upgrade.len
+    size += host.len * 2 + xff_len + 2 * r->conn->peer_ip_len + 320 + upgrade.len
             + r->info.path.len + r->info.query.len;
 
     char *buf = pt_palloc(r->pool, size);
@@ -181,12 +181,25 @@ int proxy_build_request(proxy_ctx *px)
         PUTS(p, "Expect: 100-continue\r\n");
         px->expect_wait = true;
     }
+    /* Connection names every hop-by-hop field we send: a TE sender must list "TE"
+     * (RFC 9110 §10.1.4), or the next hop may treat it as end-to-end. */
+    if (tunnel || px->up->keepalive == 0 || te_trailers) {
+        PUTS(p, "Connection: ");
+        if (tunnel)
+            PUTS(p, "upgrade");
+        else if (px->up->keepalive == 0)
+            PUTS(p, "close");
+        if (te_trailers) {
+            if (tunnel || px->up->keepalive == 0)
+                PUTS(p, ", ");
+            PUTS(p, "TE");
+        }
+        PUTS(p, "\r\n");
+    }
     if (tunnel) {
-        PUTS(p, "Connection: upgrade\r\nUpgrade: ");
+        PUTS(p, "Upgrade: ");
         PUTSTR(p, upgrade);
         PUTS(p, "\r\n");
-    } else if (px->up->keepalive == 0) {
-        PUTS(p, "Connection: close\r\n");
     }
     PUTS(p, "\r\n");
 
