@@ -522,6 +522,15 @@ static int px_response_head(proxy_ctx *px)
         /* PT_AGAIN: on_write finishes */
         return PT_ERROR;
     }
+    /* Put the head on the wire now: when the body is not in the buffer yet, nothing else
+     * would flush it, and px_up_event does not relay body bytes while output is pending
+     * (the client would wait for the head until its timeout). */
+    if (pt_http_send_body(r, NULL, 0, false) == PT_ERROR) {
+        px_log(px, PT_LOG_INFO, 0, "client connection failed while sending the response head");
+        px_stop(px, false);
+        pt_http_finalize(r, PT_ERROR);
+        return PT_ERROR;
+    }
     return PT_OK;
 }
 
