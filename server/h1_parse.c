@@ -423,7 +423,9 @@ more:
         /* The head did not complete within max_head bytes. */
         if (p->state == S_TARGET)
             fail(414, "request target too long");
-        fail(431, "request header section too large");
+        /* the proxy parses origins' responses with this too: say which head it was */
+        fail(431, p->kind == PT_H1_RESPONSE ? "response header section too large"
+                                            : "request header section too large");
     }
     return PT_AGAIN;
 
