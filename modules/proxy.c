@@ -339,11 +339,13 @@ static void px_connect(proxy_ctx *px)
 
 /* The origin closed (or reset) a connection before a byte of response. On a pooled
  * connection that is the keep-alive race: retry once on a fresh connection when the
- * request can be repeated. */
+ * request can be repeated. Bodies are streamed, not kept: once body bytes were consumed
+ * they cannot be sent again, whatever the method (a retry would announce a body it no
+ * longer has and hang the origin). Without consumed body bytes any method is retried:
+ * an idempotent one is safe anyway, and the origin closed before reading anything else. */
 static void px_closed_early(proxy_ctx *px, int err)
 {
-    pt_request *r = px->r;
-    bool safe = proxy_method_idempotent(r->info.method) || !px->body_started;
+    bool safe = !px->body_started;
     if (px->reused && !px->stale_retried && safe) {
         unsigned s = px->uc->server->index;
         px_log(px, PT_LOG_INFO, err, "pooled connection closed by the origin; retrying");
@@ -353,7 +355,10 @@ static void px_closed_early(proxy_ctx *px, int err)
         px_connect_server(px, s, true);
         return;
     }
-    px_fail(px, 502, err, "upstream closed the connection before responding");
+    px_fail(px, 502, err, px->reused && !px->stale_retried
+                          ? "upstream closed the connection before responding (not retried: "
+                            "the request body was already sent)"
+                          : "upstream closed the connection before responding");
 }
 
 static int px_send(proxy_ctx *px)

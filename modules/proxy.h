@@ -85,6 +85,5 @@ typedef struct proxy_ctx {
 /* proxy_head.c */
 int  proxy_build_request(proxy_ctx *px);
 int  proxy_copy_response_headers(proxy_ctx *px);
-bool proxy_method_idempotent(pt_method m);
 
 #endif

@@ -8,21 +8,6 @@
 #include "portico/str.h"
 #include "proxy.h"
 
-bool proxy_method_idempotent(pt_method m)
-{
-    switch (m) {
-    case PT_M_GET:
-    case PT_M_HEAD:
-    case PT_M_PUT:
-    case PT_M_DELETE:
-    case PT_M_OPTIONS:
-    case PT_M_TRACE:
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* Fields a Connection header may not strip: framing and identity of the request. */
 static bool protected_field(pt_str n)
 {
