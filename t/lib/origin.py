@@ -303,7 +303,11 @@ class Origin:
     def _serve(self, c):
         try:
             if self.raw:
-                self.handler(self, c)
+                try:
+                    self.handler(self, c)
+                except BadRequest as e:
+                    with self.lock:
+                        self.errors.append("conn %d: %s" % (c.index, e))
                 return
             while not self._stopping:
                 try:
