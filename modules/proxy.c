@@ -96,16 +96,20 @@ static void proxy_worker_exit(pt_cycle *cy)
 
 /* ------------------------------------------------------------------ helpers */
 
-static void px_log(proxy_ctx *px, int level, int err, const char *what)
+static void px_log_server(proxy_ctx *px, const char *srv, int level, int err, const char *what)
 {
     pt_request *r = px->r;
-    const char *srv = px->uc ? px->uc->server->addr_text : "-";
     char e[128] = "";
     if (err)
         snprintf(e, sizeof(e), " (%d: %s)", err, strerror(err));
     pt_log(level, "upstream \"%s\" server %s: %s%s, client %s, request \"%.*s %.*s\"",
            px->up->name, srv, what, e, r->conn->peer_ip, (int) r->head.method.len,
            r->head.method.data, (int) pt_min(r->head.target.len, 256), r->head.target.data);
+}
+
+static void px_log(proxy_ctx *px, int level, int err, const char *what)
+{
+    px_log_server(px, px->uc ? px->uc->server->addr_text : "-", level, err, what);
 }
 
 static void px_arm(proxy_ctx *px)
@@ -276,8 +280,7 @@ static void px_connect_failed(proxy_ctx *px, int err, bool timeout)
     if (px->connects > px->up->retries) {
         pt_request *r = px->r;
         r->error_reason = timeout ? "upstream connect timed out" : "upstream connect failed";
-        px->state = PX_DONE;
-        pt_timer_del(&pt_loop_cur->timers, &px->expect_timer);
+        px_stop(px, false);
         pt_http_finalize(r, timeout ? 504 : 502);
         return;
     }
@@ -301,14 +304,14 @@ static void px_connect_server(proxy_ctx *px, unsigned s, bool fresh)
     if (uc == NULL) {
         int err = errno;
         /* log with the server's address although no connection object exists */
-        pt_log(PT_LOG_ERR, "upstream \"%s\" server %s: connect() failed (%d: %s), client %s",
-               px->up->name, px->up->servers[s].addr_text, err, strerror(err),
-               px->r->conn->peer_ip);
+        px_log_server(px, px->up->servers[s].addr_text, PT_LOG_ERR, err, "connect() failed");
         px->r->upstream_addr = (pt_str) { strlen(px->up->servers[s].addr_text),
                                           px->up->servers[s].addr_text };
         if (px->connects > px->up->retries) {
             px->r->error_reason = "upstream connect failed";
-            px->state = PX_DONE;
+            /* px_stop: the time spent for the log, and the Expect timer of a request being
+             * retried must not outlive it */
+            px_stop(px, false);
             pt_http_finalize(px->r, 502);
             return;
         }
@@ -328,9 +331,11 @@ static void px_connect(proxy_ctx *px)
     int s = pt_upstream_pick(px->up, px->tried);
     if (s < 0) {
         px->r->error_reason = "no upstream server left to try";
-        px->state = PX_DONE;
-        pt_log(PT_LOG_ERR, "upstream \"%s\": no server left to try, client %s", px->up->name,
-               px->r->conn->peer_ip);
+        px_stop(px, false);
+        pt_request *r = px->r;
+        pt_log(PT_LOG_ERR, "upstream \"%s\": no server left to try, client %s, request \"%.*s %.*s\"",
+               px->up->name, r->conn->peer_ip, (int) r->head.method.len, r->head.method.data,
+               (int) pt_min(r->head.target.len, 256), r->head.target.data);
         pt_http_finalize(px->r, px->last_timeout ? 504 : 502);
         return;
     }
