@@ -19,7 +19,7 @@ def stall_mid_body(o, c, req):
     return False
 
 
-closed = [closed_port() for _ in range(7)]
+closed = [refusing_port() for _ in range(7)]
 echo = Origin.echo()
 silent = Origin.silent()
 stall = Origin(stall_mid_body)

@@ -23,7 +23,7 @@ __all__ = list(_pt_all) + [
     "Origin", "OriginRequest", "response_bytes", "pattern_sha256", "wants_close",
     "PROXY_LIMITS", "upstream", "proxy_route", "proxy_config", "the_worker", "worker_fds",
     "wait_fds", "conn_tokens", "headers_of", "request_fields", "blackhole", "origin_head",
-    "HOP_FREE", "sha256", "MAIN_LOG_RE",
+    "HOP_FREE", "sha256", "MAIN_LOG_RE", "refusing_port",
 ]
 
 # Generous client timeouts (a loaded machine), unlimited bodies (streaming tests).
@@ -152,6 +152,18 @@ def origin_head(req):
 
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
+
+
+_held = []
+
+
+def refusing_port():
+    """A loopback port that refuses connections for the rest of the script: bound (so no
+    one else gets it, unlike closed_port()) but not listening."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    _held.append(s)
+    return s.getsockname()[1]
 
 
 class blackhole:
