@@ -23,7 +23,7 @@ __all__ = list(_pt_all) + [
     "Origin", "OriginRequest", "response_bytes", "pattern_sha256", "wants_close",
     "PROXY_LIMITS", "upstream", "proxy_route", "proxy_config", "the_worker", "worker_fds",
     "wait_fds", "conn_tokens", "headers_of", "request_fields", "blackhole", "origin_head",
-    "HOP_FREE", "sha256", "MAIN_LOG_RE", "refusing_port",
+    "HOP_FREE", "sha256", "MAIN_LOG_RE", "refusing_port", "sanitized_build",
 ]
 
 # Generous client timeouts (a loaded machine), unlimited bodies (streaming tests).
@@ -152,6 +152,16 @@ def origin_head(req):
 
 def sha256(data):
     return hashlib.sha256(data).hexdigest()
+
+
+def sanitized_build():
+    """Is the portico binary built with AddressSanitizer? (Its quarantine keeps freed
+    memory, so RSS says nothing about leaks there; LeakSanitizer does at exit.)"""
+    try:
+        with open(portico_bin(), "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
 
 
 _held = []
