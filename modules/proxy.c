@@ -43,15 +43,63 @@ static int set_upstream_name(pt_conf_ctx *cx, config_setting_t *s, const pt_conf
     return PT_OK;
 }
 
+/* Fields the proxy itself manages: setting them per route would break the framing or the
+ * connection handling (RFC 9110 §7.6.1), so the config refuses them. */
+static const char *const managed_request_fields[] = {
+    "connection", "content-length", "transfer-encoding", "te", "trailer", "upgrade",
+    "keep-alive", "proxy-connection", "expect", NULL
+};
+static const char *const managed_response_fields[] = {
+    "connection", "content-length", "transfer-encoding", "te", "trailer", "upgrade",
+    "keep-alive", "proxy-connection", "server", NULL
+};
+
+static int check_header_names(pt_conf_ctx *cx, config_setting_t *s, const pt_header_list *l,
+                              const char *const *managed, bool request)
+{
+    for (unsigned i = 0; i < l->n; i++) {
+        config_setting_t *e = config_setting_get_elem(s, i);
+        config_setting_t *name = config_setting_get_member(e, "name");
+        for (const char *const *m = managed; *m; m++)
+            if (pt_str_caseeq_lit(l->h[i].name, *m))
+                return pt_conf_error(cx, name, "\"%.*s\" is managed by the proxy and cannot be set%s",
+                                     (int) l->h[i].name.len, l->h[i].name.data,
+                                     strcmp(*m, "server") == 0 ? " (see server_tokens)" : "");
+        if (request && l->h[i].value.len == 0 && pt_str_caseeq_lit(l->h[i].name, "host"))
+            return pt_conf_error(cx, config_setting_get_member(e, "value"),
+                                 "Host cannot be removed (HTTP/1.1 requires it): give a "
+                                 "value, or use preserve_host");
+    }
+    return PT_OK;
+}
+
+static int set_request_headers(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,
+                               void *base)
+{
+    if (pt_conf_set_header_list(cx, s, k, base) != PT_OK)
+        return PT_ERROR;
+    return check_header_names(cx, s, (pt_header_list *) ((char *) base + k->offset),
+                              managed_request_fields, true);
+}
+
+static int set_response_headers(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,
+                                void *base)
+{
+    if (pt_conf_set_header_list(cx, s, k, base) != PT_OK)
+        return PT_ERROR;
+    return check_header_names(cx, s, (pt_header_list *) ((char *) base + k->offset),
+                              managed_response_fields, false);
+}
+
 static const pt_conf_key proxy_keys[] = {
     { "upstreams", PT_SCOPE_MAIN, pt_upstream_conf_set, offsetof(proxy_main_conf, upstreams),
       0, 0, NULL },
     { "upstream", PT_SCOPE_ROUTE, set_upstream_name, 0, 0, 0, NULL },
     { "preserve_host", PT_SCOPE_ROUTE, pt_conf_set_bool, offsetof(proxy_route_conf, preserve_host),
       0, 0, NULL },
-    { "set_request_headers", PT_SCOPE_ROUTE, pt_conf_set_header_list,
+    { "set_request_headers", PT_SCOPE_ROUTE, set_request_headers,
       offsetof(proxy_route_conf, set_request), 0, 0, NULL },
-    { "set_response_headers", PT_SCOPE_ROUTE, pt_conf_set_header_list,
+    { "set_response_headers", PT_SCOPE_ROUTE, set_response_headers,
       offsetof(proxy_route_conf, set_response), 0, 0, NULL },
     { "hide_response_headers", PT_SCOPE_ROUTE, pt_conf_set_str_list,
       offsetof(proxy_route_conf, hide_response), 0, 0, NULL },

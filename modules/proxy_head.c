@@ -42,12 +42,17 @@ static bool request_field_dropped(pt_str n)
     }
 }
 
-static bool in_header_list(const pt_header_list *l, pt_str n)
+static const pt_header *header_list_find(const pt_header_list *l, pt_str n)
 {
     for (unsigned i = 0; i < l->n; i++)
         if (pt_str_caseeq(l->h[i].name, n))
-            return true;
-    return false;
+            return &l->h[i];
+    return NULL;
+}
+
+static bool in_header_list(const pt_header_list *l, pt_str n)
+{
+    return header_list_find(l, n) != NULL;
 }
 
 #define PUT(p, s, n) do { memcpy((p), (s), (n)); (p) += (n); } while (0)
@@ -90,8 +95,20 @@ int proxy_build_request(proxy_ctx *px)
     pt_str host = r->info.authority;
     if (!rc->preserve_host || host.len == 0)
         host = px->uc->server->authority;
-    size += host.len * 2 + xff_len + 2 * r->conn->peer_ip_len + 320 + upgrade.len
-            + r->info.path.len + r->info.query.len;
+    /* A configured field replaces what the proxy would generate (like nginx's
+     * proxy_set_header): Host, X-Forwarded-*, X-Real-IP. An empty value removes the
+     * generated one (not Host: the config refuses that). */
+    const pt_header *set_host = header_list_find(&rc->set_request, PT_STR("Host"));
+    if (set_host)
+        host = set_host->value;
+    bool gen_xff = !in_header_list(&rc->set_request, PT_STR("X-Forwarded-For"));
+    bool gen_xrip = !in_header_list(&rc->set_request, PT_STR("X-Real-IP"));
+    bool gen_xfp = !in_header_list(&rc->set_request, PT_STR("X-Forwarded-Proto"));
+    bool gen_xfh = !in_header_list(&rc->set_request, PT_STR("X-Forwarded-Host"));
+    /* Host, X-Forwarded-Host (the authority), the joined X-Forwarded-For, the client's
+     * address twice, the fixed texts (< 320), Upgrade, an absolute-form target's parts */
+    size += host.len + r->info.authority.len + xff_len + 2 * r->conn->peer_ip_len + 320
+            + upgrade.len + r->info.path.len + r->info.query.len;
 
     char *buf = pt_palloc(r->pool, size);
     if (buf == NULL)
@@ -125,26 +142,33 @@ int proxy_build_request(proxy_ctx *px)
         PUTS(p, "\r\n");
     }
     for (unsigned i = 0; i < rc->set_request.n; i++) {
-        if (rc->set_request.h[i].value.len == 0)
-            continue;                   /* an empty value removes the field */
+        if (rc->set_request.h[i].value.len == 0 || &rc->set_request.h[i] == set_host)
+            continue;                   /* an empty value removes the field; Host is above */
         PUTSTR(p, rc->set_request.h[i].name);
         PUTS(p, ": ");
         PUTSTR(p, rc->set_request.h[i].value);
         PUTS(p, "\r\n");
     }
 
-    PUTS(p, "X-Forwarded-For: ");
-    for (uint32_t i = 0; i < nh; i++) {
-        if (pt_str_caseeq_lit(hs[i].name, "x-forwarded-for") && hs[i].value.len) {
-            PUTSTR(p, hs[i].value);
-            PUTS(p, ", ");
+    if (gen_xff) {
+        PUTS(p, "X-Forwarded-For: ");
+        for (uint32_t i = 0; i < nh; i++) {
+            if (pt_str_caseeq_lit(hs[i].name, "x-forwarded-for") && hs[i].value.len) {
+                PUTSTR(p, hs[i].value);
+                PUTS(p, ", ");
+            }
         }
+        PUT(p, r->conn->peer_ip, r->conn->peer_ip_len);
+        PUTS(p, "\r\n");
     }
-    PUT(p, r->conn->peer_ip, r->conn->peer_ip_len);
-    PUTS(p, "\r\nX-Real-IP: ");
-    PUT(p, r->conn->peer_ip, r->conn->peer_ip_len);
-    PUTS(p, "\r\nX-Forwarded-Proto: http\r\n");
-    if (r->info.authority.len) {
+    if (gen_xrip) {
+        PUTS(p, "X-Real-IP: ");
+        PUT(p, r->conn->peer_ip, r->conn->peer_ip_len);
+        PUTS(p, "\r\n");
+    }
+    if (gen_xfp)
+        PUTS(p, "X-Forwarded-Proto: http\r\n");
+    if (gen_xfh && r->info.authority.len) {
         PUTS(p, "X-Forwarded-Host: ");
         PUTSTR(p, r->info.authority);
         PUTS(p, "\r\n");
