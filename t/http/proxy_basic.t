@@ -30,6 +30,11 @@ p = Portico(proxy_config(
                                       '{ name = "X-Drop"; value = ""; }, '
                                       '{ name = "X-Added"; value = "r"; } )',
                  hide_response_headers='[ "X-Secret", "x-kept" ]'),
+     proxy_route("app", "/override",
+                 set_request_headers='( { name = "Host"; value = "backend.internal"; }, '
+                                     '{ name = "X-Forwarded-For"; value = ""; }, '
+                                     '{ name = "x-real-ip"; value = "192.0.2.1"; }, '
+                                     '{ name = "X-Forwarded-Proto"; value = "https"; } )'),
      proxy_route("app", "/")]))
 PORTICO_SERVER = "portico/" + portico_version()
 HOP_RESPONSE = ["Connection", "Keep-Alive", "Proxy-Connection", "Upgrade", "Trailer", "TE",
@@ -147,6 +152,12 @@ is_((r.header("X-B"), r.headers.count("X-B")), ("2", 1), "set_response_headers r
 is_((r.header("X-Added"), "X-Drop" in r.headers), ("r", False), "set_response_headers adds; an empty value removes")
 is_(("X-Secret" in r.headers, "X-Kept" in r.headers), (False, False), "hide_response_headers (any case)")
 is_(r.headers.get_all("Server"), [PORTICO_SERVER], "/set: still portico's Server only")
+
+r = p.get("/override/1", host="a.example", headers=["X-Forwarded-For: 9.9.9.9", "X-Real-IP: 6.6.6.6"])
+is_((r.status, headers_of(last())),
+    (200, [("host", "backend.internal"), ("x-forwarded-host", "a.example"),
+           ("x-forwarded-proto", "https"), ("x-real-ip", "192.0.2.1")]),
+    "set_request_headers replaces the generated Host, X-Real-IP, X-Forwarded-Proto; empty removes X-Forwarded-For")
 
 # --- access log: upstream address and times ----------------------------------------------------
 n0 = len(p.access_log_lines())

@@ -46,6 +46,20 @@ BAD = [
     ("both", LISTEN + UP + "routes = ( { upstream = \"app\";\n  return = { status = 200; }; } );\n",
      3, r"routes\[0\]: both return and upstream produce the response: keep one", "a route with return and upstream"),
 ]
+ROUTE = 'routes = (\n  { upstream = "app";\n    %s = ( { name = "x-ok"; value = "1"; },\n      { name = "%s"; value = "%s"; } ); } );\n'
+for field, value in (("Connection", "close"), ("Content-Length", "5"), ("Transfer-Encoding", "chunked"),
+                     ("TE", "trailers"), ("Upgrade", "websocket"), ("Expect", "100-continue")):
+    BAD.append(("set-req-" + field, LISTEN + UP + ROUTE % ("set_request_headers", field, value), 6,
+                r"key 'routes\[0\]\.set_request_headers\[1\]\.name': \"%s\" is managed by the proxy and cannot be set"
+                % field, "set_request_headers naming %s" % field))
+BAD.append(("set-req-host-empty", LISTEN + UP + ROUTE % ("set_request_headers", "Host", ""), 6,
+            r"key 'routes\[0\]\.set_request_headers\[1\]\.value': Host cannot be removed", "set_request_headers removing Host"))
+for field, value in (("Content-Length", "5"), ("Transfer-Encoding", "chunked"), ("Connection", "close"),
+                     ("Server", "x")):
+    BAD.append(("set-resp-" + field, LISTEN + UP + ROUTE % ("set_response_headers", field, value), 6,
+                r"key 'routes\[0\]\.set_response_headers\[1\]\.name': \"%s\" is managed by the proxy and cannot be set"
+                % field, "set_response_headers naming %s" % field))
+
 for name, text, line, msg, what in BAD:
     path, rc, out = check(text, name)
     is_(rc, 1, "-t: %s: exit 1" % what)
