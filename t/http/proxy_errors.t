@@ -4,7 +4,7 @@
 # stalls mid-body; clients hanging up mid-upload, mid-download and while waiting (the
 # origin connection is closed, no descriptor is left behind); error pages never show an
 # upstream address while the error log names the server and why; access log fields.
-import os, re, socket, sys, threading, time
+import os, re, signal, socket, sys, threading, time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from proxytest import *
@@ -19,6 +19,27 @@ def stall_mid_body(o, c, req):
     return False
 
 
+def answers_early(o, c):
+    """Refuses an upload at once, without reading its body."""
+    req = c.read_head()
+    if req is None:
+        return
+    o.record(c, req)
+    c.sendall(response_bytes(413, [], b"too big for me\n", close=True))
+    time.sleep(0.1)
+
+
+def never_reads(o, c):
+    req = c.read_head()
+    if req is None:
+        return
+    o.record(c, req)
+    for _ in range(40):
+        if o._stopping:
+            break
+        time.sleep(0.1)
+
+
 closed = [refusing_port() for _ in range(7)]
 echo = Origin.echo()
 silent = Origin.silent()
@@ -27,6 +48,8 @@ big = Origin.large(1 << 30)
 sink = Origin.echo(store_body=False)
 slow = Origin.slow(2.0)
 bh = blackhole()
+early = Origin(answers_early, raw=True)
+noread = Origin(never_reads, raw=True)
 
 A = "127.0.0.1:%d"
 ups = [upstream("dead", [A % closed[0]]),
@@ -39,7 +62,8 @@ ups = [upstream("dead", [A % closed[0]]),
        upstream("big", [big.address]), upstream("sink", [sink.address]),
        upstream("slow", [slow.address]),
        upstream("bh", [bh.address], connect_timeout_ms=300),
-       upstream("bhfail", [bh.address, echo.address], connect_timeout_ms=300, retries=1)]
+       upstream("bhfail", [bh.address, echo.address], connect_timeout_ms=300, retries=1),
+       upstream("early", [early.address]), upstream("noread", [noread.address], write_timeout_ms=500)]
 names = re.findall(r'name = "(\w+)"', " ".join(ups))
 routes = [proxy_route(n, "/%s/" % n) for n in names]
 p = Portico(proxy_config(ups, routes))
@@ -140,6 +164,47 @@ ok(took < 3, "...within about 500 ms (%.2f s)" % took)
 ok(p.wait_log(r'upstream "stall" server 127\.0\.0\.1:%d: timed out reading the response body' % stall.port, 2, mark),
    "...logged with the server")
 
+# --- uploads the origin does not take ----------------------------------------------------------------------------
+
+
+def upload_50mb(path):
+    """Starts a 50 MB upload in a thread; returns (response or error, seconds)."""
+    c = p.connect(timeout=10)
+    c.send(b"POST %s HTTP/1.1\r\nHost: a.example\r\nContent-Length: 50000000\r\n\r\n" % path.encode())
+    stop = []
+
+    def sender():
+        try:
+            for _ in range(50):
+                if stop:
+                    break
+                c.sock.sendall(b"x" * 1000000)
+        except OSError:
+            pass
+    t = threading.Thread(target=sender, daemon=True)
+    t.start()
+    t0 = time.monotonic()
+    try:
+        r = c.read_response(timeout=8)
+        res = (r.status, r.body)
+    except HTTPError as e:
+        res = ("error", repr(e)[:80])
+    took = time.monotonic() - t0
+    stop.append(1)
+    c.close()
+    t.join(5)
+    return res, took
+
+
+res, took = upload_50mb("/early/up")
+is_(res, (413, b"too big for me\n"), "the origin answers an upload before reading it: its answer is relayed")
+mark = p.log_mark()
+res, took = upload_50mb("/noread/up")
+is_(res, (504, b"504 Gateway Timeout\n"), "the origin reads none of an upload for write_timeout_ms: 504")
+ok(0.4 <= took < 3, "...after about 500 ms (%.2f s)" % took)
+ok(p.wait_log(r'upstream "noread" server 127\.0\.0\.1:%d: timed out sending the request.*request "POST /noread/up"'
+              % noread.port, 2, mark), "...logged with the server")
+
 # --- the client hangs up -------------------------------------------------------------------------------------------
 # mid-upload: 1 MB of an announced 50 MB
 fd0 = fd_count(w)
@@ -198,6 +263,19 @@ is_([(m.group(1), m.group(2), m.group(4)) if m else None for m in got],
 ok(all(m and m.group(5) != "-" for m in got), "access log: an upstream time for both")
 m = got[1] if len(got) > 1 else None
 ok(m and 0.4 <= float(m.group(5)) <= float(m.group(3)), "access log: the 504's upstream time is the 500 ms waited")
+
+# --- a graceful stop lets a proxied request finish -------------------------------------------------------------------
+with p.connect() as c:
+    c.send(build_request("GET", "/slow/drain"))
+    ok(slow.wait_requests(2, 3) == 2, "drain: the slow origin has the request")
+    p.signal(signal.SIGQUIT)
+    try:
+        r = c.read_response(timeout=5)
+        res = (r.status, r.body, "close" in conn_tokens(r))
+    except HTTPError as e:
+        res = ("error", repr(e)[:80])
+is_(res, (200, b"slow\n", True), "SIGQUIT during a proxied request: it completes (Connection: close)")
+is_(p.wait_exit(5), 0, "...then portico exits, idle pooled connections do not hold it")
 
 is_(echo.errors, [], "the origins saw only well-formed requests")
 done_testing()
