@@ -207,7 +207,7 @@ ok(p.wait_log(r'upstream "noread" server 127\.0\.0\.1:%d: timed out sending the 
 
 # --- the client hangs up -------------------------------------------------------------------------------------------
 # mid-upload: 1 MB of an announced 50 MB
-fd0 = fd_count(w)
+fd0 = stable_fds(w)
 c = p.connect()
 c.send(b"POST /sink/up HTTP/1.1\r\nHost: a.example\r\nContent-Length: 50000000\r\n\r\n")
 c.send(b"u" * 1000000)
@@ -220,7 +220,7 @@ ok(any("EOF in body" in e for e in sink.errors), "...the origin saw the body end
 sink.errors[:] = []
 
 # mid-download: 1 MB of 1 GiB
-fd0 = fd_count(w)
+fd0 = stable_fds(w)
 c = p.connect(rcvbuf=65536)
 c.send(build_request("GET", "/big/down"))
 got = 0
@@ -237,8 +237,7 @@ cmp_ok(big.bytes_sent, "<", 200 << 20, "...long before the origin could send its
 is_(wait_fds(w, fd0), fd0, "...and the worker has the descriptors it had before")
 
 # while waiting for the response head
-n0 = len(p.access_log_lines())
-fd0 = fd_count(w)
+fd0 = stable_fds(w)
 c = p.connect()
 c.send(build_request("GET", "/slow/wait"))
 ok(slow.wait_requests(1, 3) == 1, "waiting: the origin has the request")
@@ -247,16 +246,14 @@ c.close()
 t0 = time.monotonic()
 is_(wait_fds(w, fd0, 1.5), fd0, "client hangs up while the origin thinks: its connection is closed at once")
 cmp_ok(time.monotonic() - t0, "<", 1.5, "...before the origin answers (2 s)")
-lines = p.wait_access_log(n0 + 1, 3)
-like(lines[-1] if len(lines) > n0 else "", r'"GET /slow/wait HTTP/1\.1" 499 0 "-" "-" ' + MAIN_LOG_RE,
+like(access_line(p, r"GET /slow/wait HTTP/1\.1"), r'"GET /slow/wait HTTP/1\.1" 499 0 "-" "-" ' + MAIN_LOG_RE,
      "access log: 499 (client closed request)")
 
 # --- access log fields of failures -------------------------------------------------------------------------
-n0 = len(p.access_log_lines())
 p.get("/dead/log")
 p.get("/silent/log")
-lines = p.wait_access_log(n0 + 2, 3)
-got = [re.search(r'"GET (/\w+/log) HTTP/1\.1" (\d+) \d+ "-" "-" ' + MAIN_LOG_RE, l) for l in lines[n0:]]
+got = [re.search(r'"GET (/\w+/log) HTTP/1\.1" (\d+) \d+ "-" "-" ' + MAIN_LOG_RE,
+                 access_line(p, r"GET %s HTTP/1\.1" % path)) for path in ("/dead/log", "/silent/log")]
 is_([(m.group(1), m.group(2), m.group(4)) if m else None for m in got],
     [("/dead/log", "502", A % closed[0]), ("/silent/log", "504", silent.address)],
     "access log: status and the upstream address tried, for 502 and 504")

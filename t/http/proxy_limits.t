@@ -51,7 +51,7 @@ r = p.get("/after", method="POST", body=b"y" * 1000)
 is_((r.status, r.body.endswith(b"\r\n\r\n" + b"y" * 1000)), (200, True), "a body of exactly max_body_size passes")
 
 # --- a client that takes nothing -------------------------------------------------------------------------
-fd0 = fd_count(w)
+fd0 = stable_fds(w)
 c = p.connect(rcvbuf=4096)
 c.send(build_request("GET", "/big/x"))
 t0 = time.monotonic()

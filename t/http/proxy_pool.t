@@ -171,7 +171,7 @@ is_(len(re.findall(r"retrying", p.error_log()[mark:])), 1, "...one retry")
 
 # The origin closes idle connections after 0.3 s: portico notices while they are pooled.
 mark = p.log_mark()
-fd0 = fd_count(w)
+stable_fds(w)                           # earlier client connections are gone
 with p.connect() as c:
     r1 = c.request("GET", "/shortka/1")
     fd1 = fd_count(w)

@@ -23,7 +23,8 @@ __all__ = list(_pt_all) + [
     "Origin", "OriginRequest", "response_bytes", "pattern_sha256", "wants_close",
     "PROXY_LIMITS", "upstream", "proxy_route", "proxy_config", "the_worker", "worker_fds",
     "wait_fds", "conn_tokens", "headers_of", "request_fields", "blackhole", "origin_head",
-    "HOP_FREE", "sha256", "MAIN_LOG_RE", "refusing_port", "sanitized_build",
+    "HOP_FREE", "sha256", "MAIN_LOG_RE", "refusing_port", "sanitized_build", "stable_fds",
+    "access_line",
 ]
 
 # Generous client timeouts (a loaded machine), unlimited bodies (streaming tests).
@@ -115,6 +116,34 @@ def worker_fds(pid):
 def wait_fds(pid, n, timeout=5.0):
     """Wait until the worker has exactly n descriptors open; returns the last count."""
     return wait_for(lambda: fd_count(pid) == n and n, timeout, 0.02) or fd_count(pid)
+
+
+def stable_fds(pid, quiet=0.5, timeout=6.0):
+    """The worker's descriptor count once it has not changed for `quiet` seconds
+    (connections of earlier tests lingering or closing have gone)."""
+    deadline = time.monotonic() + timeout
+    last, since = fd_count(pid), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        n = fd_count(pid)
+        if n != last:
+            last, since = n, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            break
+    return last
+
+
+def access_line(p, request_re, timeout=3.0):
+    """The last access-log line whose request matches request_re ("GET /x HTTP/1.1" part,
+    a regex), waiting for it to be flushed; "" if none comes."""
+    rx = re.compile(r'"%s"' % request_re)
+
+    def find():
+        for line in reversed(p.access_log_lines()):
+            if rx.search(line):
+                return line
+        return None
+    return wait_for(find, timeout, 0.05) or ""
 
 
 def conn_tokens(r):
