@@ -71,6 +71,15 @@ with p.connect() as c:
     is_((r2.status, origin_head(last())), (200, "GET /again HTTP/1.1"),
         "the client connection stays open for a second request")
 
+with p.connect() as c:
+    n0 = o.accepted
+    r = c.request("GET", "/bye", headers=["Connection: close"])
+    is_((r.status, headers_of(last())), (200, request_fields()),
+        "client's Connection: close is not passed on (the origin connection stays pooled)")
+    ok(conn_tokens(r) == ["close"] and c.closed(2.0), "...the client gets Connection: close and the close")
+r = p.get("/after-bye")
+is_((r.status, o.accepted), (200, n0), "...and the origin connection is reused")
+
 # --- absolute-form targets --------------------------------------------------------------------
 r = p.request("GET http://b.example:8000/abs/p?x=1 HTTP/1.1\r\nHost: ignored.example\r\n\r\n")
 is_((r.status, origin_head(last())), (200, "GET /abs/p?x=1 HTTP/1.1"), "absolute-form: origin-form to the origin")
