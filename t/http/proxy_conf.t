@@ -2,7 +2,7 @@
 # Reverse proxying, configuration: `-t` on upstream and route mistakes (file:line, the key,
 # what is wrong), and the sample config etc/portico.conf: accepted by -t, and, started with
 # its ports swapped for free ones, proxying GET / to its own demo listener.
-import os, re, sys, tempfile
+import os, re, socket, sys, tempfile
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from proxytest import *
@@ -71,6 +71,21 @@ path, rc, out = check(LISTEN + UP + 'routes = ( { path_prefix = "/"; upstream = 
                       '  hide_response_headers = [ "X-Secret" ]; } );\n', "good")
 is_((rc, out.strip()), (0, "portico: configuration file %s test is successful" % path),
     "-t: a proxy route with every option: accepted")
+
+# --- a reload points the upstream elsewhere ----------------------------------------------------------------
+oa, ob = Origin.fixed(body=b"A\n"), Origin.fixed(body=b"B\n")
+rp = Portico(proxy_config(upstream("app", [oa.address]), proxy_route("app")))
+r = rp.get("/")
+is_((r.status, r.body, oa.open_conns), (200, b"A\n", 1), "before the reload: origin A, one pooled connection")
+old_workers = rp.worker_pids()
+name = "localhost" if socket.getaddrinfo("localhost", 80, type=socket.SOCK_STREAM)[0][4][0] == "127.0.0.1" \
+    else "127.0.0.1"
+rp.reload(proxy_config(upstream("app", ["%s:%d" % (name, ob.port)]), proxy_route("app")))
+rp.wait_workers(1, exclude=old_workers)
+got = wait_for(lambda: rp.get("/").body == b"B\n", 5)
+ok(got, "after SIGHUP with a new server address (a name, resolved at reload): origin B answers")
+is_(oa.wait_open(0, 6), 0, "...and the old workers' pooled connections to A are closed")
+rp.stop()
 
 # --- the sample config ------------------------------------------------------------------------------------
 sample = os.path.join(srcdir(), "etc", "portico.conf")
