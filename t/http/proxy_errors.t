@@ -40,6 +40,14 @@ def never_reads(o, c):
         time.sleep(0.1)
 
 
+def drips(o, c, req):
+    """Head and body a piece every 300 ms: slow, but never silent for 500 ms."""
+    for piece in (b"HTTP/1.1 200 OK\r\n", b"X-A: 1\r\n", b"Content-Length: 4\r\n\r\n", b"a", b"b", b"c", b"d"):
+        time.sleep(0.3)
+        c.sendall(piece)
+    return True
+
+
 closed = [refusing_port() for _ in range(7)]
 echo = Origin.echo()
 silent = Origin.silent()
@@ -50,6 +58,7 @@ slow = Origin.slow(2.0)
 bh = blackhole()
 early = Origin(answers_early, raw=True)
 noread = Origin(never_reads, raw=True)
+drip = Origin(drips)
 
 A = "127.0.0.1:%d"
 ups = [upstream("dead", [A % closed[0]]),
@@ -63,7 +72,7 @@ ups = [upstream("dead", [A % closed[0]]),
        upstream("slow", [slow.address]),
        upstream("bh", [bh.address], connect_timeout_ms=300),
        upstream("bhfail", [bh.address, echo.address], connect_timeout_ms=300, retries=1),
-       upstream("early", [early.address]), upstream("noread", [noread.address], write_timeout_ms=500)]
+       upstream("drip", [drip.address], read_timeout_ms=500), upstream("early", [early.address]), upstream("noread", [noread.address], write_timeout_ms=500)]
 names = re.findall(r'name = "(\w+)"', " ".join(ups))
 routes = [proxy_route(n, "/%s/" % n) for n in names]
 p = Portico(proxy_config(ups, routes))
@@ -124,6 +133,10 @@ ok(not shows_upstream(r), "the 504 page shows no upstream address")
 ok(p.wait_log(r'upstream "silent" server 127\.0\.0\.1:%d: timed out waiting for the response, client '
               r'127\.0\.0\.1, request "GET /silent/1"' % silent.port, 2, mark), "error log: server and why")
 is_(silent.wait_open(0, 3), 0, "the origin connection is closed")
+
+r = p.get("/drip/1")
+is_((r.status, r.header("X-A"), r.body), (200, "1", b"abcd"),
+    "read_timeout_ms is per read: a head and body trickling in every 300 ms (2 s in all) pass")
 
 # --- connect timeout ---------------------------------------------------------------------------------------
 if bh.works:

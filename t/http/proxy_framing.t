@@ -114,6 +114,14 @@ with p.connect() as c:
     req = echo.received[-1]
     is_((req.header("Content-Length"), req.header("Transfer-Encoding")), (None, None),
         "GET without a body: no framing fields")
+    c.send(build_request("POST", "/up/p1", body=b"hello")
+           + build_request("POST", "/up/p2", headers=["Transfer-Encoding: chunked"],
+                           body=chunked(b"wor", b"ld", trailers=["X-T: 1"]))
+           + build_request("GET", "/up/p3"))
+    rs = c.read_responses(3)
+    is_([(r.status, q.target, q.body_len, q.body_sha256) for r, q in zip(rs, echo.received[-3:])],
+        [(200, "/up/p1", 5, sha256(b"hello")), (200, "/up/p2", 5, sha256(b"world")), (200, "/up/p3", 0, sha256(b""))],
+        "pipelined POST, chunked POST with a trailer, GET: each body exactly where it belongs")
     is_(echo.accepted, 1, "the origin connection carried all of these")
 
 # --- response framing: Content-Length ----------------------------------------------------------
