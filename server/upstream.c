@@ -152,6 +152,7 @@ pt_upstream *pt_upstream_find(pt_upstream_list *l, const char *name)
 
 /* ------------------------------------------------------------------ worker state */
 
+static pt_upconn       *all_conns;      /* every open connection: pooled or in use */
 static pt_upstream_rt *rts;
 static unsigned        nrts;
 static char          **free_bufs;       /* response buffers of idle connections */
@@ -297,6 +298,10 @@ pt_upconn *pt_upstream_connect(const pt_upstream *up, unsigned server, pt_upconn
         errno = e;
         return NULL;
     }
+    uc->all_next = all_conns;
+    if (all_conns)
+        all_conns->all_prev = uc;
+    all_conns = uc;
     return uc;
 }
 
@@ -342,6 +347,13 @@ void pt_upconn_close(pt_upconn *uc)
             rt->nidle--;
         uc->pooled = false;
     }
+    if (uc->all_prev)
+        uc->all_prev->all_next = uc->all_next;
+    else
+        all_conns = uc->all_next;
+    if (uc->all_next)
+        uc->all_next->all_prev = uc->all_prev;
+    uc->all_prev = uc->all_next = NULL;
     pt_timer_del(&pt_loop_cur->timers, &uc->timer);
     close(uc->io.fd);
     uc->io.fd = -1;
@@ -458,10 +470,15 @@ ssize_t pt_upconn_writev(pt_upconn *uc, const struct iovec *iov, int n)
 
 void pt_upstream_worker_exit(void)
 {
-    for (unsigned i = 0; i < nrts; i++) {
+    for (unsigned i = 0; i < nrts; i++)
         for (unsigned s = 0; s < rts[i].up->nservers; s++)
             while (rts[i].idle[s])
                 pt_upconn_close(rts[i].idle[s]);
+    /* Connections of requests still running (drain timeout, fast stop): the worker exits
+     * without aborting them, so close them here; nothing runs their handlers any more. */
+    while (all_conns)
+        pt_upconn_close(all_conns);
+    for (unsigned i = 0; i < nrts; i++) {
         free(rts[i].current);
         free(rts[i].idle);
     }

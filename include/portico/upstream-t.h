@@ -60,6 +60,7 @@ struct pt_upconn {
     pt_upconn_fn              handler;
     void                     *owner;
     pt_upconn                *prev, *next;  /* pool list */
+    pt_upconn                *all_prev, *all_next;  /* every open connection of the worker */
     pt_defer                  free_later;
 };
 
