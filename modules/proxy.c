@@ -227,6 +227,13 @@ static void px_on_abort(pt_request *r)
 static void px_on_client_body(pt_request *r)
 {
     proxy_ctx *px = pt_req_ctx(r, pt_proxy_module);
+    if (px->state == PX_EXCHANGE && px->expect_wait) {
+        /* the client sent something (body bytes: it does not wait for 100 Continue) or
+         * hung up while we waited for the origin's 100: stop waiting, so px_send deals
+         * with its body or its absence now (a hang-up went unnoticed until the timer) */
+        px->expect_wait = false;
+        pt_timer_del(&pt_loop_cur->timers, &px->expect_timer);
+    }
     if (px->state == PX_EXCHANGE || (px->state == PX_BODY && !px->req_sent))
         px_send(px);
     else if (px->state == PX_TUNNEL)
