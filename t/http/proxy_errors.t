@@ -232,6 +232,17 @@ is_(wait_fds(w, fd0), fd0, "...and the worker has the descriptors it had before"
 ok(any("EOF in body" in e for e in sink.errors), "...the origin saw the body end early")
 sink.errors[:] = []
 
+# while portico waits for the origin's 100 Continue (the origin says nothing for 1 s)
+fd0 = stable_fds(w)
+c = p.connect()
+c.send(b"POST /silent/expect HTTP/1.1\r\nHost: a.example\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+ok(wait_for(lambda: silent.open_conns == 1, 3), "Expect: the origin has the head")
+time.sleep(0.1)
+c.close()
+t0 = time.monotonic()
+is_(wait_fds(w, fd0, 0.8), fd0, "client hangs up while portico waits for 100 Continue: both connections closed at once")
+is_(silent.wait_open(0, 3), 0, "...the origin's too")
+
 # mid-download: 1 MB of 1 GiB
 fd0 = stable_fds(w)
 c = p.connect(rcvbuf=65536)

@@ -3,7 +3,7 @@
 # both ways (echo, 4 MB each way at once), closes propagate from either side (also
 # half-closes), the tunnel's own idle timeout; an Upgrade answered with 200 is a normal
 # response; Upgrade: h2c is never forwarded.
-import hashlib, os, sys, threading, time
+import hashlib, os, signal, sys, threading, time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from proxytest import *
@@ -53,9 +53,12 @@ ws = Origin(ws_echo)
 bye = Origin(says_bye)
 half = Origin(after_eof)
 normal = Origin.echo()
+silent = Origin.silent()
 ups = [upstream("ws", [ws.address], tunnel_timeout_ms=1000), upstream("bye", [bye.address]),
-       upstream("half", [half.address]), upstream("normal", [normal.address])]
+       upstream("half", [half.address]), upstream("normal", [normal.address]),
+       upstream("wslong", [ws.address]), upstream("silent", [silent.address])]
 routes = [proxy_route("bye", "/bye/"), proxy_route("half", "/half/"),
+          proxy_route("wslong", "/long/"), proxy_route("silent", "/silent/"),
           proxy_route("normal", "/normal/"), proxy_route("ws", "/ws/")]
 p = Portico(proxy_config(ups, routes))
 w = the_worker(p)
@@ -185,4 +188,20 @@ with p.connect() as c:
         "Upgrade listing h2c among others: not forwarded either")
 
 is_(ws.errors + bye.errors + half.errors + normal.errors, [], "the origins saw only well-formed requests")
+
+# --- stopping with a tunnel and a request open -------------------------------------------------------------------------
+c = p.connect()
+r = upgrade(c, WS_REQ.replace(b"/ws/chat", b"/long/chat"))
+c.send(b"still here")
+is_((r.status, read_n(c, 10)), (101, b"still here"), "a tunnel (default idle timeout: 1 h) is open")
+c2 = p.connect()
+c2.send(build_request("GET", "/silent/x"))
+ok(silent.wait_requests(1, 3) == 1, "...and a request waits for a silent origin")
+p.signal(signal.SIGQUIT)
+is_(p.wait_exit(10), 0, "SIGQUIT: portico exits once drain_timeout_ms (3 s) has passed")
+ok(c.closed(2.0) and c2.closed(2.0), "...closing both client connections")
+is_((ws.wait_open(0, 3), silent.wait_open(0, 3)), (0, 0),
+    "...and both origin connections (the harness also checks for sanitizer reports)")
+c.close()
+c2.close()
 done_testing()
