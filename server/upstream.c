@@ -361,9 +361,12 @@ void pt_upconn_close(pt_upconn *uc)
     pt_defer_add(pt_loop_cur, &uc->free_later);
 }
 
-/* An idle pooled connection: any event means the origin closed it or misbehaves. */
+/* An idle pooled connection: input means the origin closed it or misbehaves. A bare
+ * EPOLLOUT only says the send buffer drained (late ACKs of a large request): keep it. */
 static void idle_event(pt_upconn *uc, uint32_t events)
 {
+    if (events != 0 && !(events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)))
+        return;
     if (events == 0)
         pt_log(PT_LOG_DEBUG, "closing idle connection to %s", uc->server->addr_text);
     pt_upconn_close(uc);
