@@ -587,16 +587,7 @@ static int px_response_head(proxy_ctx *px)
         /* PT_AGAIN: on_write finishes */
         return PT_ERROR;
     }
-    /* Put the head on the wire now: when the body is not in the buffer yet, nothing else
-     * would flush it, and px_up_event does not relay body bytes while output is pending
-     * (the client would wait for the head until its timeout). */
-    if (pt_http_send_body(r, NULL, 0, false) == PT_ERROR) {
-        px_log(px, PT_LOG_INFO, 0, "client connection failed while sending the response head");
-        px_stop(px, false);
-        pt_http_finalize(r, PT_ERROR);
-        return PT_ERROR;
-    }
-    return PT_OK;
+    return PT_OK;               /* px_body sends the head with the first body bytes */
 }
 
 /* Relays response body bytes already in the buffer, then reads more. */
@@ -670,6 +661,15 @@ static void px_body(proxy_ctx *px)
         if (n > 0)
             continue;
         if (n == -2) {
+            /* Nothing more for now. The response head may still be queued alone (the body
+             * comes later): put it on the wire, or the client waits for it while
+             * px_up_event holds the body back behind the pending output. */
+            if (r->conn->out.pending && pt_http_send_body(r, NULL, 0, false) == PT_ERROR) {
+                px_log(px, PT_LOG_INFO, 0, "client connection failed while sending the response head");
+                px_stop(px, false);
+                pt_http_finalize(r, PT_ERROR);
+                return;
+            }
             px_arm(px);
             return;
         }
