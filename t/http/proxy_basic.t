@@ -178,5 +178,18 @@ is_(m.group(2) if m else None, o.address, "access log: the upstream address")
 ok(m is not None and m.group(3) != "-" and float(m.group(3)) <= float(m.group(1)) < 5,
    "access log: upstream time present, not more than the request time")
 
+# --- an IPv6 client ---------------------------------------------------------------------------------
+if ipv6_available():
+    p6 = Portico(proxy_config(upstream("app", [o.address]), proxy_route("app")).replace(
+        'address = "127.0.0.1:{port}"', 'address = "[::1]:{port}"'))
+    with p6.connect(host="::1") as c:
+        r = c.request("GET", "/v6", host="[::1]:%d" % p6.port(), headers=["X-Forwarded-For: 2001:db8::1"])
+    is_((r.status, headers_of(last())),
+        (200, request_fields(host="[::1]:%d" % p6.port(), ip="::1", xff="2001:db8::1, ::1")),
+        "IPv6 client: X-Forwarded-For and X-Real-IP carry ::1, Host keeps its brackets")
+    p6.stop()
+else:
+    skip("no IPv6 loopback", 1)
+
 is_(o.errors + o2.errors, [], "the origins saw only well-formed requests")
 done_testing()
