@@ -558,6 +558,11 @@ static void reload(void)
         o->retiring = true;
         o->kill_at = now + o->cycle.conf->limits.drain_timeout_ms + KILL_GRACE_MS;
         signal_workers(o, SIGQUIT, true);
+        /* Its workers close their copies as they start draining, so the master's can go
+         * now: sockets the new generation kept live on in its dup()s, and a port the
+         * reload dropped is refused at once instead of queueing for nobody. */
+        pt_listen_close(o->cycle.conf, o->cycle.listen_fds);
+        o->cycle.listen_fds = NULL;
         pt_log(PT_LOG_NOTICE, "generation %u: %u workers told to stop", o->cycle.generation,
                o->alive);
     }
