@@ -3,6 +3,7 @@
  * Body bytes live in the connection buffer after the head ([body_base, end)); the head
  * before them stays put because the request's strings point into it. */
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "portico/conf.h"
 #include "portico/h1.h"
@@ -10,6 +11,25 @@
 #include "http_core.h"
 
 static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+void pt_http_tunnel(pt_request *r)
+{
+    r->body_state = PT_RB_TUNNEL;
+    r->no_body = false;
+    r->resp_length = -1;
+    r->resp_chunked = false;
+    r->keepalive = false;
+}
+
+void pt_http_tunnel_shutdown(pt_request *r)
+{
+    pt_conn *c = r->conn;
+    if (c->out.pending) {
+        r->shut_wr = true;              /* done by conn_event once drained */
+        return;
+    }
+    shutdown(c->io.fd, SHUT_WR);
+}
 
 bool pt_http_body_pending(pt_request *r)
 {
@@ -46,6 +66,34 @@ static int body_fail(pt_request *r, unsigned status, const char *why)
     return PT_ERROR;
 }
 
+/* Raw bytes from a tunnelled (upgraded) connection. */
+static int tunnel_read(pt_request *r, const char **data, size_t *len)
+{
+    pt_conn *c = r->conn;
+    for (;;) {
+        if (c->in.pos < c->in.last) {
+            *data = c->in.pos;
+            *len = pt_buf_len(&c->in);
+            c->in.pos = c->in.last;
+            return PT_OK;
+        }
+        if (c->peer_closed && !c->readable)
+            return PT_DONE;
+        if (!c->readable)
+            return PT_AGAIN;
+        if (body_room(c) != PT_OK)
+            return PT_ERROR;
+        ssize_t n = pt_conn_read(c);
+        if (n > 0)
+            continue;
+        if (n == -2)
+            return PT_AGAIN;
+        if (n == 0)
+            return PT_DONE;
+        return PT_ERROR;
+    }
+}
+
 int pt_http_read_body(pt_request *r, const char **data, size_t *len)
 {
     pt_conn *c = r->conn;
@@ -74,6 +122,8 @@ int pt_http_read_body(pt_request *r, const char **data, size_t *len)
         break;
     case PT_RB_READING:
         break;
+    case PT_RB_TUNNEL:
+        return tunnel_read(r, data, len);
     }
 
     for (;;) {

@@ -10,6 +10,7 @@
  * no handler stack frame outlives the request it points to. */
 #include <errno.h>
 #include <stdio.h>
+#include <sys/socket.h>
 
 #include "portico/conf.h"
 #include "portico/h1.h"
@@ -521,6 +522,10 @@ void pt_http_conn_event(pt_conn *c, uint32_t events)
                 return;
             }
             pt_conn_set_timer(c, 0);
+            if (r->shut_wr) {
+                r->shut_wr = false;
+                shutdown(c->io.fd, SHUT_WR);
+            }
             if (r->on_write)
                 r->on_write(r);
             if (c->state != PT_CONN_ACTIVE || c->req != r)
@@ -541,7 +546,8 @@ void pt_http_conn_event(pt_conn *c, uint32_t events)
             }
             return;
         }
-        if (r->on_body && (r->body_state == PT_RB_READING || r->body_state == PT_RB_PENDING)) {
+        if (r->on_body && (r->body_state == PT_RB_READING || r->body_state == PT_RB_PENDING
+                           || r->body_state == PT_RB_TUNNEL)) {
             r->on_body(r);
             return;
         }
@@ -549,6 +555,7 @@ void pt_http_conn_event(pt_conn *c, uint32_t events)
     /* A client that hangs up once its request is complete, before the response is: abort
      * (nginx does the same), so the module stops the upstream work. */
     if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !r->finalized
+        && r->body_state != PT_RB_TUNNEL
         && !pt_http_body_pending(r) && c->in.pos == c->in.last) {
         pt_http_abort(r, "client closed the connection before the response was complete");
     }

@@ -81,7 +81,8 @@ typedef enum pt_body_state {
     PT_RB_PENDING,       /* not read yet (100-continue not sent yet if expected) */
     PT_RB_READING,
     PT_RB_DONE,
-    PT_RB_ERROR
+    PT_RB_ERROR,
+    PT_RB_TUNNEL         /* after a 101: raw bytes until the client's EOF */
 } pt_body_state;
 
 struct pt_request {
@@ -121,6 +122,7 @@ struct pt_request {
     bool             no_body;          /* HEAD, 1xx, 204, 304 */
     bool             finalized;        /* the content handler is done with it */
     bool             aborted;
+    bool             shut_wr;          /* tunnel: half-close once output drains */
     uint64_t         bytes_sent;       /* whole response on the wire, for the log */
     size_t           resp_head_len;
     uint64_t         resp_body_queued; /* body bytes handed to the socket queue */    /* bytes of the response head (body = sent - head) */
