@@ -470,12 +470,29 @@ class Portico:
                 except OSError:
                     pass
 
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                       "WARNING: AddressSanitizer", "ERROR: UndefinedBehaviorSanitizer")
+
+    def sanitizer_report(self):
+        """ASan/UBSan/LSan output of the master or a worker (a worker that trips one is
+        respawned, so the report is the only trace)."""
+        text = self._read(self.stderr_path) + self.error_log()
+        for mark in self.SANITIZER_MARKS:
+            i = text.find(mark)
+            if i >= 0:
+                return text[max(0, i - 200):i + 4000]
+        return None
+
     def _cleanup(self):
         try:
             if self.proc is not None and self.proc.poll() is None:
                 self.stop(signal.SIGQUIT, timeout=5)
             else:
                 self._kill_strays(self._known_workers)
+            report = self.sanitizer_report()
+            if report:
+                tap.ok(False, "no sanitizer report from portico")
+                diag(report)
         finally:
             if tap.failed_count():
                 self.dump_logs()
