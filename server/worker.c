@@ -163,8 +163,13 @@ static void start_drain(void)
     for (pt_conn *c = conns, *next; c; c = next) {
         next = c->next;
         c->draining = true;
-        if (c->state == PT_CONN_IDLE
-            || (c->state == PT_CONN_HEAD && (c->in.start == NULL || c->in.last == c->in.start)))
+        if (c->state != PT_CONN_IDLE)
+            continue;   /* a new connection's request may be unread yet: it is served */
+        /* A request may have raced with the drain on an idle keep-alive connection; it
+         * is served (with Connection: close). Only a truly idle connection is closed. */
+        c->readable = true;
+        pt_http_read_head(c);
+        if (c->state == PT_CONN_IDLE)
             pt_conn_close(c);
     }
     if (nconns == 0)
