@@ -32,7 +32,7 @@ __all__ = [
     "Client", "Response", "Headers", "HTTPError", "ProtocolError", "ResponseTimeout",
     "ConnectionClosed", "build_request", "chunked", "error_body", "REASONS", "IMF_FIXDATE",
     "Portico", "PorticoError", "portico_bin", "srcdir", "run_bin", "free_port", "closed_port",
-    "wait_for", "proc_children", "proc_ppid", "proc_alive", "proc_uid", "fd_count", "rss_kb",
+    "wait_for", "proc_children", "proc_ppid", "proc_alive", "proc_uid", "proc_gid", "fd_count", "rss_kb",
     "refused_re", "BASE_LIMITS", "STANDARD_ROUTES", "standard_config", "is_root",
     "ipv6_available", "portico_version",
 ]
