@@ -4,9 +4,11 @@
 
 extern pt_module pt_return_module;
 extern pt_module pt_access_log_module;
+extern pt_module pt_proxy_module;
 
 pt_module *const pt_modules[] = {
     &pt_return_module,
+    &pt_proxy_module,
     &pt_access_log_module,
     NULL
 };

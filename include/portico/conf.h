@@ -14,6 +14,10 @@ void     pt_conf_free(pt_conf *conf);
 int pt_conf_error(pt_conf_ctx *cx, const config_setting_t *s, const char *fmt, ...)
     PT_PRINTF(3, 4);
 
+/* "expected <want>, got <the type of s>" at s. Always returns PT_ERROR. */
+int pt_conf_type_error(pt_conf_ctx *cx, const config_setting_t *s, const char *want);
+const char *pt_conf_type_name(const config_setting_t *s);   /* "an integer", "a list ( ... )" */
+
 /* Parses the members of group s with the key table keys (NULL-name-terminated) into base;
  * unknown member names are errors. */
 int pt_conf_parse_group(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *keys,
@@ -22,11 +26,37 @@ int pt_conf_parse_group(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key 
 /* Generic setters. */
 int pt_conf_set_int(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *);    /* int64_t, [min,max] */
 int pt_conf_set_uint32(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *); /* uint32_t, [min,max] */
+int pt_conf_set_uint64(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *); /* uint64_t, [min,max] */
 int pt_conf_set_bool(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *);   /* bool */
 int pt_conf_set_str(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *);    /* const char *, pool copy */
 int pt_conf_set_pstr(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *);   /* pt_str, pool copy */
 int pt_conf_set_enum(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *);   /* int; arg: NULL-terminated const char *[] */
 int pt_conf_set_group(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *);  /* arg: nested pt_conf_key[] */
+/* Integer setters: min == max == 0 means the whole range of the type. String setters: min and
+ * max bound the length in bytes (max 0: unbounded; min 1: not empty). */
+
+/* conf_check: makes m the module that produces rt's response. Another module already
+ * holding the route is an error naming both. */
+int pt_conf_set_content(pt_conf_ctx *cx, pt_route *rt, const pt_module *m);
+
+/* Validators for values that end up in HTTP messages. */
+bool pt_conf_is_token(const char *s, size_t len);          /* RFC 9110 token, not empty */
+bool pt_conf_bad_field_value(const char *s, size_t len);   /* a CTL other than HTAB */
+
+/* Lists of header fields: ( { name = "X-A"; value = "1"; }, ... ), into a pt_header_list
+ * (room for one more entry, for a setter that appends). Names must be tokens, values free
+ * of control characters. */
+typedef struct pt_header_list {
+    pt_header *h;
+    unsigned   n;
+} pt_header_list;
+int pt_conf_set_header_list(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *);
+/* Arrays of strings: [ "a", "b" ], into a pt_str_list (pool copies). */
+typedef struct pt_str_list {
+    pt_str  *s;
+    unsigned n;
+} pt_str_list;
+int pt_conf_set_str_list(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *);
 
 /* Parses "127.0.0.1:80", "[::1]:80" (and for upstreams, "host:port", resolved now). */
 int pt_conf_parse_addr(pt_conf_ctx *cx, config_setting_t *s, const char *text, bool resolve,

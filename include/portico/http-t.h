@@ -59,6 +59,9 @@ struct pt_conn {
     pt_buf             in;           /* NULL start: not allocated (idle) */
     pt_out             out;
     pt_timer           timer;        /* the one deadline this connection waits for */
+    pt_h1_parser       parser;       /* head parser of the request being read */
+    char              *body_base;    /* where request body bytes start in `in` */
+    bool               in_owned;     /* `in` was grown past the standard size: free, don't recycle */
     pt_pool           *pool;         /* per request: reset when a request ends */
     pt_request        *req;
     uint64_t           requests;     /* served on this connection */
@@ -69,6 +72,7 @@ struct pt_conn {
     unsigned           peer_ip_len;
     pt_conn           *prev, *next;  /* the worker's list of open connections */
     pt_defer           free_later;
+    pt_defer           step;         /* finish the request outside the handlers' stack */
 };
 
 /* Where the request body stands. */
@@ -77,7 +81,8 @@ typedef enum pt_body_state {
     PT_RB_PENDING,       /* not read yet (100-continue not sent yet if expected) */
     PT_RB_READING,
     PT_RB_DONE,
-    PT_RB_ERROR
+    PT_RB_ERROR,
+    PT_RB_TUNNEL         /* after a 101: raw bytes until the client's EOF */
 } pt_body_state;
 
 struct pt_request {
@@ -100,6 +105,9 @@ struct pt_request {
     uint64_t         body_received;    /* decoded bytes so far */
     pt_h1_chunked    chunked;
     bool             continue_sent;
+    bool             body_discard;     /* the core is reading and dropping the rest */
+    const char      *body_unread;      /* slice handed back by pt_http_unread_body */
+    size_t           body_unread_len;
 
     /* response */
     unsigned         status;
@@ -112,7 +120,12 @@ struct pt_request {
     bool             resp_body_done;   /* the last body byte was queued */
     bool             keepalive;        /* decided by the core; modules may clear it */
     bool             no_body;          /* HEAD, 1xx, 204, 304 */
+    bool             finalized;        /* the content handler is done with it */
+    bool             aborted;
+    bool             shut_wr;          /* tunnel: half-close once output drains */
     uint64_t         bytes_sent;       /* whole response on the wire, for the log */
+    size_t           resp_head_len;
+    uint64_t         resp_body_queued; /* body bytes handed to the socket queue */    /* bytes of the response head (body = sent - head) */
 
     /* for the access log */
     const char      *error_reason;     /* why the core or a module refused or failed it */

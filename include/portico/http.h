@@ -38,9 +38,16 @@ void pt_http_finalize(pt_request *r, int rc);
  * the next call); PT_AGAIN: wait for on_body; PT_DONE: no more body; PT_ERROR: the body
  * is invalid or too slow or too big: r->status holds 400, 408 or 413. */
 int  pt_http_read_body(pt_request *r, const char **data, size_t *len);
-/* Gives back the tail of the last slice that could not be used yet (back-pressure):
- * the next read_body returns it again. */
-void pt_http_unread_body(pt_request *r, size_t n);
+/* Gives back the part of the last slice that could not be used yet (back-pressure): the
+ * next read_body returns exactly (data, n) again. */
+void pt_http_unread_body(pt_request *r, const char *data, size_t n);
+
+/* After sending a 101 response: the connection becomes a byte tunnel. read_body then
+ * returns raw client bytes (PT_DONE at the client's EOF), send_body writes raw bytes,
+ * and on_body/on_write fire on readiness. Finalizing closes the connection. */
+void pt_http_tunnel(pt_request *r);
+/* Half-closes the client connection's write side once queued output is written. */
+void pt_http_tunnel_shutdown(pt_request *r);
 
 /* Resumes the phase engine after a handler returned PT_AGAIN. */
 void pt_http_run_phases(pt_request *r);

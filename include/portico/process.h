@@ -21,4 +21,15 @@ int pt_master_run(pt_cycle *cy);
  * fast stop, SIGUSR1 reopen log files. */
 PT_NORETURN void pt_worker_main(pt_cycle *cy);
 
+/* What ps(1) shows: "portico: master process ...", "portico: worker process". Init once
+ * from main() with the original argv (it moves the environment to make room; argv must
+ * not be used afterwards). */
+void pt_process_title_init(int argc, char **argv);
+void pt_process_title(const char *title);
+
+/* The ids workers switch to: PT_OK (*uid, *gid set: conf->user, and conf->group or the
+ * user's primary group), PT_DECLINED (not root, or no user set: nothing to switch),
+ * PT_ERROR (unknown user or group; "FILE: ..." in err). */
+int pt_process_user(const pt_conf *conf, uid_t *uid, gid_t *gid, char *err, size_t errlen);
+
 #endif

@@ -64,6 +64,9 @@ typedef struct pt_stats {
     uint64_t        started;  /* realtime ms when the master started */
     uint64_t        reloads;
     pt_worker_stats worker[PT_MAX_WORKERS * 2];  /* two generations may overlap */
+    /* Counters of workers that have exited, folded in by the master when it reaps them,
+     * so that sums over worker[] + retired never go backwards ("active" stays 0). */
+    pt_worker_stats retired;
 } pt_stats;
 
 #endif

@@ -41,10 +41,26 @@ static inline void tap_diag(const char *fmt, ...)
     (tap_ok((long long) (got) == (long long) (want), __VA_ARGS__) \
          ? 1 : (tap_diag("  got %lld, want %lld", (long long) (got), (long long) (want)), 0))
 
-#define tap_is_str(got, want, ...) \
-    (tap_ok((got) && (want) && strcmp((got), (want)) == 0, __VA_ARGS__) \
-         ? 1 : (tap_diag("  got \"%s\", want \"%s\"", (got) ? (got) : "(null)", \
-                         (want) ? (want) : "(null)"), 0))
+/* A function (not a macro over the arguments): a literal array argument would make
+ * `got && ...` an always-true address test. */
+static inline int tap_is_str_(const char *got, const char *want, const char *fmt, ...)
+{
+    va_list ap;
+    int ok = got && want && strcmp(got, want) == 0;
+    tap_n++;
+    printf("%sok %d - ", ok ? "" : "not ", tap_n);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    printf("\n");
+    if (!ok) {
+        tap_failed++;
+        tap_diag("  got \"%s\", want \"%s\"", got ? got : "(null)", want ? want : "(null)");
+    }
+    fflush(stdout);
+    return ok;
+}
+#define tap_is_str(got, want, ...) tap_is_str_((got), (want), __VA_ARGS__)
 
 /* Plan at the end, when the count is only known after a table run. */
 static inline int tap_done(void)
