@@ -371,6 +371,8 @@ class Portico:
     # -- process -------------------------------------------------------------------------
     def start(self):
         self.exit_status = None
+        self._fail_mark = tap.failed_count()
+        self._dumped = False
         self._stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen([self.bin, "-c", self.conf_path] + self.args,
                                      stdin=subprocess.DEVNULL, stdout=self._stderr,
@@ -452,6 +454,9 @@ class Portico:
                 self.proc.wait()
         self.exit_status = self.proc.returncode
         self._kill_strays(workers, wait=2.0)
+        if tap.failed_count() > getattr(self, "_fail_mark", 0) and not self._dumped:
+            self._dumped = True     # something failed while this instance ran: show its logs
+            self.dump_logs()
         try:
             self._stderr.close()
         except Exception:
@@ -477,7 +482,8 @@ class Portico:
             else:
                 self._kill_strays(self._known_workers)
         finally:
-            if tap.failed_count():
+            if (tap.failed_count() > getattr(self, "_fail_mark", 0)
+                    and not getattr(self, "_dumped", True)):
                 self.dump_logs()
             if not os.environ.get("PORTICO_KEEP_TMP"):
                 import shutil
