@@ -371,6 +371,7 @@ class Portico:
     # -- process -------------------------------------------------------------------------
     def start(self):
         self.exit_status = None
+        self._crash_checked = False
         self._fail_mark = tap.failed_count()
         self._dumped = False
         self._stderr = open(self.stderr_path, "ab")
@@ -454,6 +455,7 @@ class Portico:
                 self.proc.wait()
         self.exit_status = self.proc.returncode
         self._kill_strays(workers, wait=2.0)
+        self._check_crashes()
         if tap.failed_count() > getattr(self, "_fail_mark", 0) and not self._dumped:
             self._dumped = True     # something failed while this instance ran: show its logs
             self.dump_logs()
@@ -462,6 +464,27 @@ class Portico:
         except Exception:
             pass
         return self.exit_status
+
+    _SANITIZER = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:|"
+                            r"SUMMARY: UndefinedBehaviorSanitizer")
+    _CRASH = re.compile(r"killed by signal (4|6|7|8|11)\b[^\n]*")
+
+    def _check_crashes(self):
+        """A sanitizer report on stderr or a worker killed by SIGSEGV/SIGABRT/... in the
+        error log is a failed test, whatever the script was looking at."""
+        if getattr(self, "_crash_checked", False):
+            return
+        self._crash_checked = True
+        err = self._read(self.stderr_path)
+        m = self._SANITIZER.search(err)
+        if m:
+            ok(False, "no sanitizer report from portico (%s)" % m.group(0))
+            i = max(0, m.start() - 200)
+            for line in err[i:i + 6000].splitlines():
+                diag("  " + line)
+        m = self._CRASH.search(self.error_log())
+        if m:
+            ok(False, "no portico process crashed (%s)" % m.group(0).strip())
 
     def _kill_strays(self, pids, wait=0.0):
         """Workers left behind by a dead master: wait a little for them, then SIGKILL."""
@@ -481,6 +504,8 @@ class Portico:
                 self.stop(signal.SIGQUIT, timeout=5)
             else:
                 self._kill_strays(self._known_workers)
+                if self.proc is not None:
+                    self._check_crashes()
         finally:
             if (tap.failed_count() > getattr(self, "_fail_mark", 0)
                     and not getattr(self, "_dumped", True)):
