@@ -120,7 +120,7 @@ static int return_conf_check(pt_conf_ctx *cx, pt_conf *conf)
     return PT_OK;
 }
 
-static int return_content(pt_request *r)
+static int return_respond(pt_request *r)
 {
     const pt_return_conf *rc = pt_route_conf(r->route, pt_return_module);
 
@@ -128,6 +128,32 @@ static int return_content(pt_request *r)
         if (pt_http_add_header(r, rc->headers.h[i].name, rc->headers.h[i].value) != PT_OK)
             return PT_ERROR;
     return pt_http_respond(r, rc->status, rc->content_type, rc->body);
+}
+
+/* The body is read (and dropped) before the answer, so a request with bad framing or an
+ * oversized body gets its 400/413 like on any other route, not a 200 followed by a close. */
+static void return_on_body(pt_request *r)
+{
+    int rc = pt_http_discard_body(r);
+    if (rc == PT_AGAIN)
+        return;
+    r->on_body = NULL;
+    if (rc == PT_OK)
+        return_respond(r);
+    else
+        pt_http_finalize(r, r->status >= 400 ? (int) r->status : 400);
+}
+
+static int return_content(pt_request *r)
+{
+    /* Expect: 100-continue: answer at once instead of inviting a body we would drop
+     * (the core then closes the connection) */
+    if (pt_http_body_pending(r) && !(r->info.expect_continue && !r->continue_sent)) {
+        r->on_body = return_on_body;
+        return_on_body(r);
+        return PT_AGAIN;
+    }
+    return return_respond(r);
 }
 
 static const pt_conf_key return_module_keys[] = {

@@ -714,6 +714,39 @@ static void config_cleanup(void *data)
     config_destroy(data);
 }
 
+
+/* The text of line n of file, trimmed, for syntax errors. */
+static void conf_source_line(const char *file, int n, char *out, size_t outlen)
+{
+    FILE *f = fopen(file, "r");
+    char buf[4096];
+    out[0] = '\0';
+    if (f == NULL || n < 1) {
+        if (f)
+            fclose(f);
+        return;
+    }
+    for (int i = 1; fgets(buf, sizeof(buf), f); i++) {
+        if (i < n)
+            continue;
+        char *p = buf;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        size_t len = strcspn(p, "\r\n");
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+            len--;
+        if (len >= outlen)
+            len = outlen - 4, memcpy(p + len, "...", 3), len += 3;
+        memcpy(out, p, len);
+        out[len] = '\0';
+        for (char *q = out; *q; q++)
+            if ((unsigned char) *q < 0x20)
+                *q = ' ';
+        break;
+    }
+    fclose(f);
+}
+
 static int load(pt_conf_loader *lc)
 {
     pt_conf_ctx *cx = &lc->cx;
@@ -728,11 +761,16 @@ static int load(pt_conf_loader *lc)
         if (config_error_type(lc->cfg) == CONFIG_ERR_FILE_IO)
             return pt_conf_error(cx, NULL, "cannot read: %s",
                                  err ? strerror(err) : "I/O error");
-        /* a syntax error has a line but no setting: formatted here */
+        /* a syntax error has a line but no setting: formatted here, with the line itself,
+         * since libconfig's text ("syntax error") rarely says which key is wrong */
+        const char *file = config_error_file(lc->cfg) ? config_error_file(lc->cfg) : cx->file;
+        int line = config_error_line(lc->cfg);
+        char text[160] = "";
+        conf_source_line(file, line, text, sizeof(text));
         cx->errors++;
-        snprintf(cx->error, sizeof(cx->error), "%s:%d: %s",
-                 config_error_file(lc->cfg) ? config_error_file(lc->cfg) : cx->file,
-                 config_error_line(lc->cfg), config_error_text(lc->cfg));
+        snprintf(cx->error, sizeof(cx->error), "%s:%d: %s%s%s%s", file, line,
+                 config_error_text(lc->cfg), text[0] ? " in \"" : "", text,
+                 text[0] ? "\"" : "");
         return PT_ERROR;
     }
 

@@ -63,6 +63,8 @@ static int body_fail(pt_request *r, unsigned status, const char *why)
     r->body_state = PT_RB_ERROR;
     r->status = status;
     r->error_reason = why;
+    pt_log(PT_LOG_INFO, "refused request from %s: %s (%s)", r->conn->peer_ip,
+           pt_http_status_line(status), why);
     return PT_ERROR;
 }
 

@@ -51,8 +51,5 @@ int  pt_http_send_error(pt_request *r, unsigned status);
 void pt_http_update_date(uint64_t now_real_ms);
 void pt_http_filters_init(void);
 
-/* http_body.c */
-int  pt_http_discard_body(pt_request *r);   /* PT_OK all dropped, PT_AGAIN, PT_ERROR */
-bool pt_http_body_pending(pt_request *r);   /* client still owes body bytes */
 
 #endif

@@ -168,6 +168,10 @@ int pt_http_send_header(pt_request *r)
     }
     if (pt_worker_draining() || c->draining)
         r->keepalive = false;
+    /* answered before the client was told to send its body: the connection cannot be
+     * reused (the client may send the body anyway, or wait), so say so */
+    if (r->info.expect_continue && !r->continue_sent && pt_http_body_pending(r))
+        r->keepalive = false;
 
     const char *reason = pt_h1_status_text(st);
     pt_str date = pt_http_date();

@@ -49,6 +49,12 @@ void pt_http_tunnel(pt_request *r);
 /* Half-closes the client connection's write side once queued output is written. */
 void pt_http_tunnel_shutdown(pt_request *r);
 
+/* Does the client still owe request body bytes (or sent an invalid body)? */
+bool pt_http_body_pending(pt_request *r);
+/* Reads and drops the rest of the request body: PT_OK when all of it is read, PT_AGAIN
+ * (wait for on_body), PT_ERROR (r->status: 400, 408, 413). Validates the framing. */
+int  pt_http_discard_body(pt_request *r);
+
 /* Resumes the phase engine after a handler returned PT_AGAIN. */
 void pt_http_run_phases(pt_request *r);
 

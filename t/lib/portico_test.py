@@ -465,8 +465,6 @@ class Portico:
             pass
         return self.exit_status
 
-    _SANITIZER = re.compile(r"ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:|"
-                            r"SUMMARY: UndefinedBehaviorSanitizer")
     _CRASH = re.compile(r"killed by signal (4|6|7|8|11)\b[^\n]*")
 
     def _check_crashes(self):
@@ -475,13 +473,10 @@ class Portico:
         if getattr(self, "_crash_checked", False):
             return
         self._crash_checked = True
-        err = self._read(self.stderr_path)
-        m = self._SANITIZER.search(err)
-        if m:
-            ok(False, "no sanitizer report from portico (%s)" % m.group(0))
-            i = max(0, m.start() - 200)
-            for line in err[i:i + 6000].splitlines():
-                diag("  " + line)
+        report = self.sanitizer_report()
+        if report:
+            ok(False, "no sanitizer report from portico")
+            diag(report)
         m = self._CRASH.search(self.error_log())
         if m:
             ok(False, "no portico process crashed (%s)" % m.group(0).strip())
@@ -497,6 +492,19 @@ class Portico:
                     os.kill(p, signal.SIGKILL)
                 except OSError:
                     pass
+
+    SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                       "WARNING: AddressSanitizer", "ERROR: UndefinedBehaviorSanitizer")
+
+    def sanitizer_report(self):
+        """ASan/UBSan/LSan output of the master or a worker (a worker that trips one is
+        respawned, so the report is the only trace)."""
+        text = self._read(self.stderr_path) + self.error_log()
+        for mark in self.SANITIZER_MARKS:
+            i = text.find(mark)
+            if i >= 0:
+                return text[max(0, i - 200):i + 4000]
+        return None
 
     def _cleanup(self):
         try:

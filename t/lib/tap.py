@@ -192,6 +192,8 @@ def todo_ok(cond, name, why):
 
 def done_testing(n=None):
     global _done, _planned
+    # fixtures' cleanups may still assert (e.g. "no sanitizer report"): run them first
+    run_cleanups()
     with _lock:
         if _planned is None:
             _planned = _count if n is None else n

@@ -270,8 +270,9 @@ static void test_errors(void)
     const char *got = err;
     tap_is_str(got, "/nonexistent/portico.conf: cannot read: No such file or directory",
                "missing file message");
-    err_is("workers = 2;\ndaemon = ;\n" LISTEN, ":2: syntax error", "syntax error line");
-    err_is("workers = 2;\nworkers = 3;\n" LISTEN, ":2: duplicate setting name",
+    err_is("workers = 2;\ndaemon = ;\n" LISTEN, ":2: syntax error in \"daemon = ;\"",
+           "syntax error line");
+    err_is("workers = 2;\nworkers = 3;\n" LISTEN, ":2: duplicate setting name in \"workers = 3;\"",
            "duplicate key (libconfig)");
 
     /* unknown keys, at every level */
