@@ -548,8 +548,8 @@ static void run_chunked_generated(void)
 static void run_paths(void)
 {
     for (size_t i = 0; i < pt_nelems(paths); i++) {
-        size_t n = strlen(paths[i].in), olen = 0;
-        char  *in = malloc(n + 1), *out = malloc(n ? n : 1);
+        size_t n = paths[i].len, olen = 0;
+        char  *in = malloc(n ? n : 1), *out = malloc(n ? n : 1);
         int    rc;
 
         memcpy(in, paths[i].in, n);
