@@ -253,9 +253,6 @@ int pt_h1_parse_head(pt_h1_parser *p, const char *buf, size_t len, pt_h1_head *h
         case S_LINE_CR:
             if (c != '\r')
                 fail(400, c == '\n' ? "bare LF in request line" : "malformed HTTP version");
-            /* Well-formed but not one we speak: 505 (RFC 9110 §15.6.6). */
-            if (h->version != 10 && h->version != 11)
-                fail(505, "unsupported HTTP version");
             p->state = S_LINE_LF;
             off++;
             break;
@@ -263,6 +260,10 @@ int pt_h1_parse_head(pt_h1_parser *p, const char *buf, size_t len, pt_h1_head *h
         case S_LINE_LF:
             if (c != '\n')
                 fail(400, "bare CR in start line");
+            /* A well-formed request line with a version we do not speak: 505 (RFC 9110
+             * §15.6.6). Responses had their version checked already. */
+            if (h->version != 10 && h->version != 11)
+                fail(505, "unsupported HTTP version");
             off++;
             p->state = S_FIELD_START;
             break;

@@ -166,6 +166,208 @@ static void fz_head_invariants(int kind, const pt_h1_limits *lim, const char *bu
     }
 }
 
+/* ---- a second, deliberately naive head parser to compare with ------------------------ */
+
+/* Line-based and slow: find the end of the head first, then judge it line by line, left to
+ * right, so that its first complaint is the one the real parser meets first. */
+enum { REF_OK, REF_ERROR, REF_AGAIN, REF_NOT_OK };
+
+typedef struct {
+    int        verdict;
+    unsigned   status;
+    size_t     len;
+    pt_str     method, target, reason;
+    unsigned   version, code;
+    uint32_t   nheaders;
+    pt_header  hs[FZ_MAXH];
+} fz_ref;
+
+static bool fz_target_byte(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f && c != '#';
+}
+
+static bool fz_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* "HTTP/" DIGIT "." DIGIT at s, exactly n bytes. */
+static bool fz_version(const char *s, size_t n, unsigned *v)
+{
+    if (n != 8 || memcmp(s, "HTTP/", 5) != 0 || !fz_digit((unsigned char) s[5]) || s[6] != '.'
+        || !fz_digit((unsigned char) s[7]))
+    {
+        return false;
+    }
+    *v = (unsigned) (s[5] - '0') * 10 + (unsigned) (s[7] - '0');
+    return true;
+}
+
+static int fz_ref_fail(fz_ref *r, unsigned status)
+{
+    r->verdict = REF_ERROR;
+    r->status = status;
+    return r->verdict;
+}
+
+static int fz_ref_request_line(const char *l, size_t n, fz_ref *r)
+{
+    size_t i = 0, t;
+
+    while (i < n && fz_tchar((unsigned char) l[i]))
+        i++;
+    if (i == 0 || i == n || l[i] != ' ')
+        return fz_ref_fail(r, 400);
+    r->method = (pt_str) { i, l };
+    t = ++i;
+    while (i < n && fz_target_byte((unsigned char) l[i]))
+        i++;
+    if (i == t || i == n || l[i] != ' ')
+        return fz_ref_fail(r, 400);
+    r->target = (pt_str) { i - t, l + t };
+    i++;
+    if (!fz_version(l + i, n - i, &r->version))
+        return fz_ref_fail(r, 400);
+    if (r->version != 10 && r->version != 11)
+        return fz_ref_fail(r, 505);
+    return REF_OK;
+}
+
+static int fz_ref_status_line(const char *l, size_t n, fz_ref *r)
+{
+    size_t i;
+
+    if (n < 12 || !fz_version(l, 8, &r->version) || (r->version != 10 && r->version != 11)
+        || l[8] != ' ' || !fz_digit((unsigned char) l[9]) || !fz_digit((unsigned char) l[10])
+        || !fz_digit((unsigned char) l[11]))
+    {
+        return fz_ref_fail(r, 502);
+    }
+    r->code = (unsigned) (l[9] - '0') * 100 + (unsigned) (l[10] - '0') * 10
+              + (unsigned) (l[11] - '0');
+    if (r->code < 100 || r->code > 599)
+        return fz_ref_fail(r, 502);
+    if (n == 12) {
+        r->reason = (pt_str) { 0, l + 12 };
+        return REF_OK;
+    }
+    if (l[12] != ' ')
+        return fz_ref_fail(r, 502);
+    for (i = 13; i < n; i++)
+        if (!fz_field_byte((unsigned char) l[i]))
+            return fz_ref_fail(r, 502);
+    r->reason = (pt_str) { n - 13, l + 13 };
+    return REF_OK;
+}
+
+static int fz_ref_field(const char *l, size_t n, uint32_t max, fz_ref *r, unsigned bad)
+{
+    size_t i = 0, vs, ve;
+
+    if (n && fz_tchar((unsigned char) l[0]) && r->nheaders >= max)
+        return fz_ref_fail(r, bad == 502 ? 502 : 431);
+    while (i < n && fz_tchar((unsigned char) l[i]))
+        i++;
+    if (i == 0 || i == n || l[i] != ':')
+        return fz_ref_fail(r, bad);
+    for (vs = i + 1; vs < n; vs++)
+        if (!fz_field_byte((unsigned char) l[vs]))
+            return fz_ref_fail(r, bad);
+    vs = i + 1;
+    ve = n;
+    while (vs < ve && (l[vs] == ' ' || l[vs] == '\t'))
+        vs++;
+    while (ve > vs && (l[ve - 1] == ' ' || l[ve - 1] == '\t'))
+        ve--;
+    r->hs[r->nheaders].name = (pt_str) { i, l };
+    r->hs[r->nheaders].value = (pt_str) { ve - vs, l + vs };
+    r->nheaders++;
+    return REF_OK;
+}
+
+static int fz_ref_head(int kind, const pt_h1_limits *lim, const char *buf, size_t n, fz_ref *r)
+{
+    size_t   pos = 0, end, ls, le;
+    unsigned k = 0, bad = kind == PT_H1_REQUEST ? 400 : 502;
+    uint32_t max = pt_min(lim->max_headers, FZ_MAXH);
+
+    memset(r, 0, sizeof(*r));
+    if (kind == PT_H1_REQUEST) {
+        while (pos < n && buf[pos] == '\r') {
+            if (k == 8)
+                return fz_ref_fail(r, 400);
+            if (pos + 1 == n)
+                return r->verdict = REF_AGAIN;
+            if (buf[pos + 1] != '\n')
+                return fz_ref_fail(r, 400);
+            k++;
+            pos += 2;
+        }
+        if (pos == n)
+            return r->verdict = REF_AGAIN;
+    }
+    for (end = pos; end + 4 <= n && memcmp(buf + end, "\r\n\r\n", 4) != 0; end++) {
+        /* look for the end of the head */
+    }
+    if (end + 4 > n)
+        return r->verdict = REF_NOT_OK;
+    r->len = end + 4;
+
+    for (ls = pos; ls < end + 2; ls = le + 2) {
+        for (le = ls; memcmp(buf + le, "\r\n", 2) != 0; le++) {
+            /* lines end at the first CRLF; stray CRs and LFs stay inside and fail */
+        }
+        if (ls == pos) {
+            if (kind == PT_H1_REQUEST ? fz_ref_request_line(buf + ls, le - ls, r) != REF_OK
+                                      : fz_ref_status_line(buf + ls, le - ls, r) != REF_OK)
+            {
+                return r->verdict;
+            }
+        } else if (fz_ref_field(buf + ls, le - ls, max, r, bad) != REF_OK) {
+            return r->verdict;
+        }
+    }
+    return r->verdict = REF_OK;
+}
+
+/* The real parser and the naive one agree (only with limits the naive one need not know). */
+static void fz_compare_ref(int kind, const pt_h1_limits *lim, const char *buf, size_t n,
+                           const fz_head *h)
+{
+    fz_ref r;
+
+    if (n > lim->max_head || lim->max_target < n)
+        return;
+    fz_ref_head(kind, lim, buf, n, &r);
+    switch (r.verdict) {
+    case REF_NOT_OK:
+        fz_check(h->rc != PT_OK, "parser accepted a head without its end");
+        return;
+    case REF_AGAIN:
+        fz_check(h->rc == PT_AGAIN, "reference wants more, parser does not");
+        return;
+    case REF_ERROR:
+        fz_check(h->rc == PT_ERROR, "reference rejects, parser does not");
+        fz_check(h->status == r.status, "reference and parser disagree on the status");
+        return;
+    }
+    fz_check(h->rc == PT_OK, "reference accepts, parser does not");
+    fz_check(h->h.len == r.len && h->h.version == r.version, "length or version differs");
+    if (kind == PT_H1_REQUEST) {
+        fz_check(fz_same_str(h->h.method, r.method) && fz_same_str(h->h.target, r.target),
+                 "method or target differs from the reference");
+    } else {
+        fz_check(h->h.status == r.code && h->h.reason.len == r.reason.len
+                 && memcmp(h->h.reason.data, r.reason.data, r.reason.len) == 0,
+                 "status or reason differs from the reference");
+    }
+    fz_check(h->h.nheaders == r.nheaders, "field count differs from the reference");
+    for (uint32_t i = 0; i < r.nheaders; i++)
+        fz_check(fz_same_str(h->hs[i].name, r.hs[i].name)
+                 && fz_same_str(h->hs[i].value, r.hs[i].value), "field differs from the reference");
+}
+
 /* Whole, byte by byte, and cut in two at a few points: all the same. */
 static void fz_head_all(int kind, const pt_h1_limits *lim, const char *buf, size_t n,
                         fz_head *whole)
@@ -175,6 +377,7 @@ static void fz_head_all(int kind, const pt_h1_limits *lim, const char *buf, size
 
     fz_parse(kind, lim, buf, n, NULL, 0, whole);
     fz_head_invariants(kind, lim, buf, n, whole);
+    fz_compare_ref(kind, lim, buf, n, whole);
 
     bytes = malloc((n + 1) * sizeof(size_t));
     for (i = 0; i <= n; i++)
@@ -245,12 +448,222 @@ static void fz_same_chunked(const fz_chunked *a, const fz_chunked *b)
         fz_check(a->consumed == b->consumed, "split changed where the chunked body ends");
 }
 
+/* A naive chunked decoder to compare with: recursive descent over the whole input. Every
+ * read goes through fz_pk(), which says "more input" at the end of the buffer and "error"
+ * past the current cap (extension bytes of a size line, bytes of the trailer section). */
+#define PK_AGAIN (-1)
+#define PK_ERROR (-2)
+
+typedef struct {
+    const unsigned char *b;
+    size_t               n, i;
+    size_t               cap;        /* first index that may not be read */
+    bool                 cr_free;    /* a CR does not count against the cap */
+    uint64_t             hash;
+    size_t               out_len;
+} fz_cur;
+
+static int fz_pk(const fz_cur *c)
+{
+    if (c->i >= c->n)
+        return PK_AGAIN;
+    if (c->i >= c->cap && !(c->cr_free && c->b[c->i] == '\r'))
+        return PK_ERROR;
+    return c->b[c->i];
+}
+
+#define FZ_PK(c, ch)                                                         \
+    do {                                                                     \
+        ch = fz_pk(c);                                                       \
+        if (ch < 0)                                                          \
+            return ch == PK_AGAIN ? PT_AGAIN : PT_ERROR;                     \
+    } while (0)
+
+static bool fz_hex(int ch)
+{
+    return fz_digit((unsigned char) ch) || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+static bool fz_ws(int ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
+/* chunk-ext up to, not including, the CR; BWS only before ';' and around '='. */
+static int fz_ref_ext(fz_cur *c)
+{
+    int  ch;
+    bool ws;
+
+    c->cap = c->i + PT_H1_MAX_CHUNK_EXT;
+    c->cr_free = true;
+    for ( ;; ) {
+        ws = false;
+        for ( ;; ) {
+            FZ_PK(c, ch);
+            if (!fz_ws(ch))
+                break;
+            ws = true;
+            c->i++;
+        }
+        if (ch == '\r')
+            return ws ? PT_ERROR : PT_OK;
+        if (ch != ';')
+            return PT_ERROR;
+        c->i++;
+        do {
+            FZ_PK(c, ch);
+        } while (fz_ws(ch) && ++c->i);
+        if (!fz_tchar((unsigned char) ch))
+            return PT_ERROR;
+        do {
+            c->i++;
+            FZ_PK(c, ch);
+        } while (fz_tchar((unsigned char) ch));
+        ws = false;
+        while (fz_ws(ch)) {
+            ws = true;
+            c->i++;
+            FZ_PK(c, ch);
+        }
+        if (ch == '\r')
+            return ws ? PT_ERROR : PT_OK;
+        if (ch == ';')
+            continue;
+        if (ch != '=')
+            return PT_ERROR;
+        c->i++;
+        do {
+            FZ_PK(c, ch);
+        } while (fz_ws(ch) && ++c->i);
+        if (ch == '"') {
+            for ( ;; ) {
+                c->i++;
+                FZ_PK(c, ch);
+                if (ch == '"')
+                    break;
+                if (ch == '\\') {
+                    c->i++;
+                    FZ_PK(c, ch);
+                    if (!fz_field_byte((unsigned char) ch))
+                        return PT_ERROR;
+                } else if (!fz_field_byte((unsigned char) ch)) {
+                    return PT_ERROR;
+                }
+            }
+            c->i++;
+        } else {
+            if (!fz_tchar((unsigned char) ch))
+                return PT_ERROR;
+            do {
+                c->i++;
+                FZ_PK(c, ch);
+            } while (fz_tchar((unsigned char) ch));
+        }
+    }
+}
+
+static int fz_ref_crlf(fz_cur *c)
+{
+    int ch;
+
+    FZ_PK(c, ch);
+    if (ch != '\r')
+        return PT_ERROR;
+    c->i++;
+    FZ_PK(c, ch);
+    if (ch != '\n')
+        return PT_ERROR;
+    c->i++;
+    return PT_OK;
+}
+
+static int fz_ref_chunked(fz_cur *c)
+{
+    int      ch, rc;
+    unsigned digits;
+    uint64_t size, k;
+
+    for ( ;; ) {
+        c->cap = SIZE_MAX;
+        size = 0;
+        for (digits = 0; ; digits++) {
+            FZ_PK(c, ch);
+            if (!fz_hex(ch))
+                break;
+            if (digits == 16)
+                return PT_ERROR;
+            size = size << 4 | (uint64_t) (fz_digit((unsigned char) ch) ? ch - '0'
+                                                                         : (ch | 0x20) - 'a' + 10);
+            c->i++;
+        }
+        if (digits == 0)
+            return PT_ERROR;
+        if ((rc = fz_ref_ext(c)) != PT_OK)
+            return rc;
+        c->cap = SIZE_MAX;
+        c->cr_free = false;
+        if ((rc = fz_ref_crlf(c)) != PT_OK)
+            return rc;
+        if (size == 0)
+            break;
+        for (k = 0; k < size; k++, c->i++) {
+            if (c->i == c->n)
+                return PT_AGAIN;
+            c->hash = (c->hash ^ c->b[c->i]) * 1099511628211ULL;
+            c->out_len++;
+        }
+        if ((rc = fz_ref_crlf(c)) != PT_OK)
+            return rc;
+    }
+
+    /* trailer section: field lines, then CRLF */
+    c->cap = c->i + PT_H1_MAX_TRAILER;
+    for ( ;; ) {
+        FZ_PK(c, ch);
+        if (ch == '\r')
+            break;
+        if (!fz_tchar((unsigned char) ch))
+            return PT_ERROR;
+        do {
+            c->i++;
+            FZ_PK(c, ch);
+        } while (fz_tchar((unsigned char) ch));
+        if (ch != ':')
+            return PT_ERROR;
+        for ( ;; ) {
+            c->i++;
+            FZ_PK(c, ch);
+            if (!fz_field_byte((unsigned char) ch))
+                break;
+        }
+        if ((rc = fz_ref_crlf(c)) != PT_OK)
+            return rc;
+    }
+    if ((rc = fz_ref_crlf(c)) != PT_OK)
+        return rc;
+    return PT_DONE;
+}
+
+static void fz_compare_chunked_ref(const char *buf, size_t n, const fz_chunked *d)
+{
+    fz_cur c = { (const unsigned char *) buf, n, 0, SIZE_MAX, false, 14695981039346656037ULL, 0 };
+    int    rc = fz_ref_chunked(&c);
+
+    fz_check(rc == d->rc, "chunked: reference and decoder disagree on the verdict");
+    fz_check(c.out_len == d->out_len && c.hash == d->hash,
+             "chunked: reference and decoder disagree on the data");
+    if (rc == PT_DONE)
+        fz_check(c.i == d->consumed, "chunked: reference and decoder end at different bytes");
+}
+
 static void fz_chunked_all(const char *buf, size_t n)
 {
     fz_chunked whole, r;
     size_t     cut[4], i, *bytes;
 
     fz_decode(buf, n, NULL, 0, &whole);
+    fz_compare_chunked_ref(buf, n, &whole);
 
     bytes = malloc((n + 1) * sizeof(size_t));
     for (i = 0; i < n; i++)

@@ -600,6 +600,14 @@ static void run_helpers(void)
     tap_is_int(pt_h1_method_id(PT_STR("OPTIONS")), PT_M_OPTIONS, "method id OPTIONS");
     tap_is_int(pt_h1_method_id(PT_STR("GETX")), PT_M_OTHER, "method id GETX");
     tap_is_int(pt_h1_method_id(PT_STR("Get")), PT_M_OTHER, "method id is case-sensitive");
+    {
+        static const char *other[] = { "PUX", "POSX", "PATCX", "DELETX", "CONNECX", "A", "" };
+        size_t wrong = 0;
+        for (size_t i = 0; i < pt_nelems(other); i++)
+            if (pt_h1_method_id((pt_str) { strlen(other[i]), other[i] }) != PT_M_OTHER)
+                wrong++;
+        tap_is_int(wrong, 0, "near-miss methods are other methods");
+    }
 
     tap_is_str(pt_h1_status_text(200), "OK", "status text 200");
     tap_is_str(pt_h1_status_text(404), "Not Found", "status text 404");
