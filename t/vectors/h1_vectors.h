@@ -546,7 +546,8 @@ static const cvec chunks[] = {
     C("[12] quoted extension", "5;a=\"q s;\\\"x\\\\\"\r\nhello\r\n0\r\n\r\n", PT_DONE, "hello"),
     C("[12] quoted extension with obs-text", "5;a=\"\xe9\"\r\nhello\r\n0\r\n\r\n", PT_DONE,
       "hello"),
-    C("[12] longer names and values", "5;ab=cd;e;f=\"\";gh\r\nhello\r\n0\r\n\r\n", PT_DONE, "hello"),
+    C("[12] longer names and values", "5;ab=cd;e;f=\"\";gh\r\nhello\r\n0\r\n\r\n", PT_DONE,
+      "hello"),
     C("[12] several extensions", "5;a=b;c=d;e\r\nhello\r\n0;x=y\r\n\r\n", PT_DONE, "hello"),
     C("[13] trailers dropped", "5\r\nhello\r\n0\r\nX-T: 1\r\nContent-Length: 5\r\n"
       "Transfer-Encoding: chunked\r\nHost: evil\r\n\r\n", PT_DONE, "hello"),
