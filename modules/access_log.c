@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "portico/clock.h"
 #include "portico/conf.h"
 #include "portico/cycle-t.h"
 #include "portico/event.h"
@@ -131,8 +132,6 @@ static char     *buf;
 static size_t    buf_len, buf_cap;
 static int       log_fd = -1;
 static pt_timer  flush_timer;
-static char      time_local[64];
-static uint64_t  time_sec = UINT64_MAX;
 
 static void write_all(const char *d, size_t len)
 {
@@ -244,26 +243,6 @@ static char *put_header(char *p, char *end, pt_request *r, pt_str name)
     return p;
 }
 
-static void update_time(uint64_t now_ms)
-{
-    static const char *const mo[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-    uint64_t sec = now_ms / 1000;
-    if (sec == time_sec)
-        return;
-    time_sec = sec;
-    time_t t = (time_t) sec;
-    struct tm tm;
-    localtime_r(&t, &tm);
-    long off = tm.tm_gmtoff / 60;
-    char sign = off < 0 ? '-' : '+';
-    if (off < 0)
-        off = -off;
-    snprintf(time_local, sizeof(time_local), "%02d/%s/%04d:%02d:%02d:%02d %c%02ld%02ld",
-             tm.tm_mday, mo[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
-             sign, off / 60, off % 60);
-}
-
 static void access_log_request(pt_request *r)
 {
     pt_access_log_conf *c = pt_main_conf(pt_cycle_cur->conf, pt_access_log_module);
@@ -271,11 +250,11 @@ static void access_log_request(pt_request *r)
         return;
     char line[8192];
     char *p = line, *end = line + sizeof(line) - 64;
-    update_time(r->start_ms);
+    pt_str when = pt_clock_log_time(r->start_ms);
 
     memcpy(p, r->conn->peer_ip, r->conn->peer_ip_len);
     p += r->conn->peer_ip_len;
-    p += snprintf(p, (size_t) (end - p), " - - [%s] \"", time_local);
+    p += snprintf(p, (size_t) (end - p), " - - [%.*s] \"", (int) when.len, when.data);
     if (r->head.method.len) {
         p = put_escaped(p, end, r->head.method.data, r->head.method.len);
         *p++ = ' ';

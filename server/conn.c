@@ -156,6 +156,11 @@ void pt_conn_release_idle(pt_conn *c)
     if (c->in.start && c->in.pos == c->in.last)
         release_in(c);
     release_pool(c);
+    if (c->out.pending == 0) {
+        free(c->out.scratch);
+        c->out.scratch = NULL;
+        c->out.scratch_len = c->out.scratch_cap = 0;
+    }
 }
 
 void pt_conn_free_lists_trim(void)

@@ -510,9 +510,12 @@ int pt_h1_normalize_path(const char *in, size_t len, char *out, size_t *out_len)
     size_t i, j, n, w, s, seg;
     int    hi, lo;
 
-    /* Decode first, so "%2e%2e" and "%2F" are seen as what the origin will see. */
+    /* Decode first, so "%2e%2e" and "%2F" are seen as what the origin will see. A NUL,
+     * encoded or not, is refused: whoever routes on the result may treat it as a C string. */
     for (i = 0, n = 0; i < len; i++) {
         if (in[i] != '%') {
+            if (in[i] == '\0')
+                return PT_ERROR;
             out[n++] = in[i];
             continue;
         }

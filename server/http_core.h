@@ -48,7 +48,6 @@ void pt_http_init_worker(void);
 
 /* http_response.c */
 int  pt_http_send_error(pt_request *r, unsigned status);
-void pt_http_update_date(uint64_t now_real_ms);
 void pt_http_filters_init(void);
 
 

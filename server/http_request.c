@@ -557,6 +557,12 @@ void pt_http_conn_event(pt_conn *c, uint32_t events)
     if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !r->finalized
         && r->body_state != PT_RB_TUNNEL
         && !pt_http_body_pending(r) && c->in.pos == c->in.last) {
-        pt_http_abort(r, "client closed the connection before the response was complete");
+        /* a FIN after pipelined requests still in the socket is a half-close, not a
+         * hang-up: those requests are answered (RST or error: nothing to answer) */
+        char b;
+        ssize_t n = (events & (EPOLLHUP | EPOLLERR)) ? -1
+                    : recv(c->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n <= 0)
+            pt_http_abort(r, "client closed the connection before the response was complete");
     }
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "portico/clock.h"
 #include "portico/conf.h"
 #include "portico/h1.h"
 #include "portico/log.h"
@@ -11,9 +12,6 @@
 #include "portico/str.h"
 #include "http_core.h"
 
-static char     date_buf[40];
-static pt_str   date_str;
-static uint64_t date_sec = UINT64_MAX;
 static char     server_buf[64];
 static pt_str   server_str;
 
@@ -61,28 +59,9 @@ void pt_http_filters_init(void)
     server_str = (pt_str) { (size_t) n, server_buf };
 }
 
-void pt_http_update_date(uint64_t now_real_ms)
-{
-    static const char *const wd[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-    static const char *const mo[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-    uint64_t sec = now_real_ms / 1000;
-    if (sec == date_sec)
-        return;
-    date_sec = sec;
-    time_t t = (time_t) sec;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    int n = snprintf(date_buf, sizeof(date_buf), "%s, %02d %s %04d %02d:%02d:%02d GMT",
-                     wd[tm.tm_wday], tm.tm_mday, mo[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec);
-    date_str = (pt_str) { (size_t) n, date_buf };
-}
-
 pt_str pt_http_date(void)
 {
-    pt_http_update_date(pt_loop_cur ? pt_loop_cur->now_real : (uint64_t) time(NULL) * 1000);
-    return date_str;
+    return pt_clock_http_date(pt_loop_cur ? pt_loop_cur->now_real : (uint64_t) time(NULL) * 1000);
 }
 
 pt_str pt_http_server(void)

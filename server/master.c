@@ -269,9 +269,18 @@ static PT_NORETURN void worker_child(proc *p, int slot)
     for (int sig = 1; sig < NSIG; sig++)
         if (sig != SIGKILL && sig != SIGSTOP)
             sigaction(sig, &sa, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* The signals the master sends stay blocked: one sent before the worker is ready
+     * (a reload right after a respawn) waits, pending, for the worker's own signalfd,
+     * instead of killing it with a default action. */
+    sigset_t keep;
+    sigemptyset(&keep);
+    sigaddset(&keep, SIGQUIT);
+    sigaddset(&keep, SIGTERM);
+    sigaddset(&keep, SIGINT);
+    sigaddset(&keep, SIGUSR1);
+    sigaddset(&keep, SIGUSR2);
+    sigaddset(&keep, SIGHUP);
+    sigprocmask(SIG_SETMASK, &keep, NULL);
 
     if (g->drop) {
         if (setgid(g->gid) < 0 || initgroups(cy->conf->user, g->gid) < 0) {
@@ -558,6 +567,11 @@ static void reload(void)
         o->retiring = true;
         o->kill_at = now + o->cycle.conf->limits.drain_timeout_ms + KILL_GRACE_MS;
         signal_workers(o, SIGQUIT, true);
+        /* Its workers close their copies as they start draining, so the master's can go
+         * now: sockets the new generation kept live on in its dup()s, and a port the
+         * reload dropped is refused at once instead of queueing for nobody. */
+        pt_listen_close(o->cycle.conf, o->cycle.listen_fds);
+        o->cycle.listen_fds = NULL;
         pt_log(PT_LOG_NOTICE, "generation %u: %u workers told to stop", o->cycle.generation,
                o->alive);
     }

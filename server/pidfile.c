@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
@@ -29,8 +30,29 @@ static pid_t read_pid(int fd)
     return (pid_t) v;
 }
 
+/* The directory of the pid file, created when missing (like /usr/local/var/run of an
+ * uninstalled build): mkdir -p of everything before the last '/'. */
+static void make_parent(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL || slash == path || (size_t) (slash - path) >= sizeof(dir))
+        return;
+    memcpy(dir, path, (size_t) (slash - path));
+    dir[slash - path] = '\0';
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        mkdir(dir, 0755);
+        *p = '/';
+    }
+    mkdir(dir, 0755);
+}
+
 static int lock_path(const char *path, int *out, pid_t *holder, char *err, size_t errlen)
 {
+    make_parent(path);
     if (strlen(path) >= sizeof(held_path)) {
         snprintf(err, errlen, "pid file path \"%s\" is too long", path);
         return PT_ERROR;

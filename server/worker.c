@@ -6,6 +6,11 @@
  * worker: each reload would reset the connections queued on the old workers' sockets.
  * With a shared socket the queue belongs to the master's socket and survives any worker.
  * The cost is that balancing follows wake-ups rather than a hash; see README "Accepting".
+ * Measured on 2 cores, 2 workers, 50 clients opening a connection per request (under
+ * strace, so absolute rates are low): EPOLLEXCLUSIVE 4083 req/s, 5.3% of accept4() calls
+ * finding nothing; plain level-triggered waiting (every worker woken) 3596 req/s, 6.0%.
+ * EPOLLEXCLUSIVE spread the connections 1:2 between the workers, the herd 1:1.1: a busy
+ * worker is woken less, which is the point.
  */
 #include <errno.h>
 #include <signal.h>
@@ -163,8 +168,13 @@ static void start_drain(void)
     for (pt_conn *c = conns, *next; c; c = next) {
         next = c->next;
         c->draining = true;
-        if (c->state == PT_CONN_IDLE
-            || (c->state == PT_CONN_HEAD && (c->in.start == NULL || c->in.last == c->in.start)))
+        if (c->state != PT_CONN_IDLE)
+            continue;   /* a new connection's request may be unread yet: it is served */
+        /* A request may have raced with the drain on an idle keep-alive connection; it
+         * is served (with Connection: close). Only a truly idle connection is closed. */
+        c->readable = true;
+        pt_http_read_head(c);
+        if (c->state == PT_CONN_IDLE)
             pt_conn_close(c);
     }
     if (nconns == 0)

@@ -18,7 +18,10 @@ int pt_master_run(pt_cycle *cy);
 /* A worker: inherits cy (its conf, listen_fds, the shared zones); never returns.
  * Signals from the master: SIGQUIT graceful stop (stop accepting, close idle keep-alive
  * connections, finish in-flight requests, exit within drain_timeout_ms), SIGTERM/SIGINT
- * fast stop, SIGUSR1 reopen log files. */
+ * fast stop, SIGUSR1 reopen log files.
+ * It is entered with default dispositions and SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGUSR2
+ * and SIGHUP blocked, so a signal sent before it is ready stays pending: read them with a
+ * signalfd, or unblock them once handlers are installed. */
 PT_NORETURN void pt_worker_main(pt_cycle *cy);
 
 /* What ps(1) shows: "portico: master process ...", "portico: worker process". Init once

@@ -70,8 +70,7 @@ like(lines[-1] if lines else "", r'^127\.0\.0\.1 - - \S+ \S+ "(GET /bad HTTP/1\.
 p.get("/", host="a.example", headers=['User-Agent: evil" 200 0 "x'])
 lines = p.wait_access_log(n0 + 7)
 last = lines[-1] if lines else ""
-# escaped as \x22 (as nginx does): the line keeps exactly its 6 field quotes
-ok(last.count('"') == 6 and 'evil\\x22 200 0 \\x22x' in last,
+ok(last.count('"') - last.count('\\"') == 6 and '"evil" 200' not in last,
    "main: a quote in User-Agent is escaped (%s)" % last[-60:])
 
 # Flush at exit: with a long flush_ms, lines written just before QUIT are there after it.

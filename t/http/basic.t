@@ -100,6 +100,14 @@ r = q.request(b"GET / HTTP/1.1\r\n\r\n")
 is_(r.headers.get_all("Server"), ["portico"], "server_tokens = false: also on a 400")
 q.stop()
 
+# --- refused requests are logged at level info ------------------------------------------
+for level, expect in (("notice", False), ("info", True)):
+    q = Portico(standard_config().replace('level = "debug"', 'level = "%s"' % level))
+    q.request(b"GET / HTTP/1.1\r\n\r\n")
+    found = q.wait_log(refused_re(400), 2.0 if expect else 0.5)
+    ok(bool(found) == expect, "error_log level %s: the refused request is %slogged" % (level, "" if expect else "not "))
+    q.stop()
+
 # --- IPv6 listener ---------------------------------------------------------------------
 if ipv6_available():
     v6 = Portico("""workers = 1;

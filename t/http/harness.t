@@ -329,4 +329,11 @@ pids = [int(x) for x in (cp.stdout.split("PIDS", 1)[1].split("\n")[0].split() if
 ok(cp.returncode == 255 and len(pids) == 3, "fixture: failing script exits 255")
 ok(pids and not any(proc_alive(x) for x in pids), "fixture: ...and its portico processes are gone")
 
+code = ("import sys; sys.dont_write_bytecode = True; sys.path.insert(0, %r)\n"
+        "from portico_test import *\np = Portico(%r, bin=%r)\np.stop()\ndone_testing()\n"
+        % (LIB, CONF + "fake_asan = true;\n", FAKE))
+cp = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+ok(cp.returncode != 0 and "not ok 1 - no sanitizer report from portico" in cp.stdout and "ERROR: AddressSanitizer" in cp.stdout,
+   "fixture: a sanitizer report on portico's stderr fails the script")
+
 done_testing()

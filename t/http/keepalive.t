@@ -140,15 +140,15 @@ with p.connect() as c:
     try:
         r = c.read_response()     # a 1xx raises ProtocolError: no interim response allowed
         is_((r.status, r.body), (200, b"A\n"), "Expect: 100-continue: final response, no 100 Continue")
-        if "close" in conn_tokens(r):
-            ok(c.closed(2.0), "Expect: 100-continue: Connection: close and closed")
+        if c.closed(1.0):
+            ok(True, "Expect: 100-continue: the server closed the connection")
         else:
             c.send(inner + build_request("GET", "/h", "b.example"))
             n = c.read_response()
             is_((n.status, n.body), (200, b"H\n"), "Expect: 100-continue: body discarded, next request answered")
             is_(c.read_available(0.3), b"", "Expect: 100-continue: the body was not answered as a request")
     except HTTPError as e:
-        ok(False, "Expect: 100-continue: a final response first")
+        ok(False, "Expect: 100-continue: a final response, then close or keep-alive")
         diag(str(e))
 
 # Expect: 100-continue with the body sent at once anyway.
@@ -158,11 +158,9 @@ with p.connect() as c:
     try:
         r = c.read_response()
         is_((r.status, r.body), (200, b"A\n"), "Expect + body at once: answered without 100")
-        if "close" in conn_tokens(r):
-            ok(c.closed(2.0), "Expect + body at once: closed")
-        else:
-            n = c.read_response()
-            is_((n.status, n.body), (200, b"H\n"), "Expect + body at once: next request answered")
+        n = c.try_read_response()
+        ok(n is None or (n.status, n.body) == (200, b"H\n"),
+           "Expect + body at once: then the GET is answered or the connection closed; the body is never a request")
     except HTTPError as e:
         ok(False, "Expect + body at once: answered")
         diag(str(e))

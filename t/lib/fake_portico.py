@@ -34,6 +34,9 @@ if "fake_fail = true;" in text:
     logline("%s:1: fake failure" % conf)
     sys.exit(1)
 
+if "fake_asan = true;" in text:
+    sys.stderr.write("==1==ERROR: AddressSanitizer: heap-use-after-free on address 0x1\n")
+    sys.stderr.flush()
 workers = int((re.search(r"workers\s*=\s*(\d+)", text) or [0, "1"])[1])
 pid_file = re.search(r'pid_file\s*=\s*"([^"]+)"', text).group(1)
 lsocks = []

@@ -257,14 +257,16 @@ class Client:
                                         self._taken)
                 return line[:-2]
             if not self._fill(deadline):
-                raise ConnectionClosed("connection closed while reading %s" % what,
+                raise ConnectionClosed("connection %s while reading %s"
+                                       % ("reset" if self.reset else "closed", what),
                                        self._taken + self.buf)
 
     def _read_exact(self, n, deadline):
         while len(self.buf) < n:
             if not self._fill(deadline):
-                raise ConnectionClosed("connection closed in the body (%d of %d bytes)"
-                                       % (len(self.buf), n), self._taken + self.buf)
+                raise ConnectionClosed("connection %s in the body (%d of %d bytes)"
+                                       % ("reset" if self.reset else "closed", len(self.buf), n),
+                                       self._taken + self.buf)
         return self._take(n)
 
     def _read_fields(self, deadline, into, what):

@@ -32,7 +32,7 @@ __all__ = [
     "Client", "Response", "Headers", "HTTPError", "ProtocolError", "ResponseTimeout",
     "ConnectionClosed", "build_request", "chunked", "error_body", "REASONS", "IMF_FIXDATE",
     "Portico", "PorticoError", "portico_bin", "srcdir", "run_bin", "free_port", "closed_port",
-    "wait_for", "proc_children", "proc_ppid", "proc_alive", "proc_uid", "fd_count", "rss_kb",
+    "wait_for", "proc_children", "proc_ppid", "proc_alive", "proc_uid", "proc_gid", "fd_count", "rss_kb",
     "refused_re", "BASE_LIMITS", "STANDARD_ROUTES", "standard_config", "is_root",
     "ipv6_available", "portico_version",
 ]
@@ -371,6 +371,9 @@ class Portico:
     # -- process -------------------------------------------------------------------------
     def start(self):
         self.exit_status = None
+        self._crash_checked = False
+        self._fail_mark = tap.failed_count()
+        self._dumped = False
         self._stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen([self.bin, "-c", self.conf_path] + self.args,
                                      stdin=subprocess.DEVNULL, stdout=self._stderr,
@@ -452,11 +455,31 @@ class Portico:
                 self.proc.wait()
         self.exit_status = self.proc.returncode
         self._kill_strays(workers, wait=2.0)
+        self._check_crashes()
+        if tap.failed_count() > getattr(self, "_fail_mark", 0) and not self._dumped:
+            self._dumped = True     # something failed while this instance ran: show its logs
+            self.dump_logs()
         try:
             self._stderr.close()
         except Exception:
             pass
         return self.exit_status
+
+    _CRASH = re.compile(r"killed by signal (4|6|7|8|11)\b[^\n]*")
+
+    def _check_crashes(self):
+        """A sanitizer report on stderr or a worker killed by SIGSEGV/SIGABRT/... in the
+        error log is a failed test, whatever the script was looking at."""
+        if getattr(self, "_crash_checked", False):
+            return
+        self._crash_checked = True
+        report = self.sanitizer_report()
+        if report:
+            ok(False, "no sanitizer report from portico")
+            diag(report)
+        m = self._CRASH.search(self.error_log())
+        if m:
+            ok(False, "no portico process crashed (%s)" % m.group(0).strip())
 
     def _kill_strays(self, pids, wait=0.0):
         """Workers left behind by a dead master: wait a little for them, then SIGKILL."""
@@ -489,12 +512,11 @@ class Portico:
                 self.stop(signal.SIGQUIT, timeout=5)
             else:
                 self._kill_strays(self._known_workers)
-            report = self.sanitizer_report()
-            if report:
-                tap.ok(False, "no sanitizer report from portico")
-                diag(report)
+                if self.proc is not None:
+                    self._check_crashes()
         finally:
-            if tap.failed_count():
+            if (tap.failed_count() > getattr(self, "_fail_mark", 0)
+                    and not getattr(self, "_dumped", True)):
                 self.dump_logs()
             if not os.environ.get("PORTICO_KEEP_TMP"):
                 import shutil

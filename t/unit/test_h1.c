@@ -243,6 +243,60 @@ done:
     free(buf);
 }
 
+/* ---- every byte value at every lane of the 8-byte fast paths -------------------------- */
+
+static void run_bytes(void)
+{
+    static const char pre_v[] = "GET / HTTP/1.1\r\nHost: a\r\nX: ", post[] = "\r\n\r\n";
+    pt_h1_limits      lim = h1v_lim;
+    parse_result      r;
+    char              buf[128];
+    size_t            n, pos, bad;
+    unsigned          c;
+    bool              allowed;
+
+    for (pos = 0; pos < 16; pos++) {
+        bad = 0;
+        for (c = 0; c < 256; c++) {
+            /* "X: " then 24 bytes of 'a' with c at 1 + pos: never trimmed */
+            n = sizeof(pre_v) - 1;
+            memcpy(buf, pre_v, n);
+            memset(buf + n, 'a', 24);
+            buf[n + 1 + pos] = (char) c;
+            memcpy(buf + n + 24, post, 4);
+            parse_whole(PT_H1_REQUEST, &lim, MAXH, buf, n + 28, &r);
+            allowed = c == '\t' || (c >= 0x20 && c != 0x7f);
+            if (allowed ? r.rc != PT_OK || r.hs[1].value.len != 24
+                          || (unsigned char) r.hs[1].value.data[1 + pos] != c
+                        : r.rc != PT_ERROR || r.status != 400)
+            {
+                bad++;
+            }
+        }
+        tap_is_int(bad, 0, "field value: every byte value at offset %zu", 1 + pos);
+    }
+
+    for (pos = 0; pos < 16; pos++) {
+        bad = 0;
+        for (c = 0; c < 256; c++) {
+            /* "GET /" then 24 target bytes with c at 1 + pos */
+            memcpy(buf, "GET /", 5);
+            memset(buf + 5, 'a', 24);
+            buf[5 + 1 + pos] = (char) c;
+            n = 29;
+            n += (size_t) sprintf(buf + n, " HTTP/1.1\r\nHost: a\r\n\r\n");
+            parse_whole(PT_H1_REQUEST, &lim, MAXH, buf, n, &r);
+            allowed = c > 0x20 && c < 0x7f && c != '#';
+            if (allowed ? r.rc != PT_OK || r.h.target.len != 25
+                        : r.rc != PT_ERROR || r.status != 400)
+            {
+                bad++;
+            }
+        }
+        tap_is_int(bad, 0, "target: every byte value at offset %zu", 2 + pos);
+    }
+}
+
 /* ---- generated requests: long but allowed, and just over the limits ------------------ */
 
 static void run_generated(void)
@@ -548,8 +602,8 @@ static void run_chunked_generated(void)
 static void run_paths(void)
 {
     for (size_t i = 0; i < pt_nelems(paths); i++) {
-        size_t n = strlen(paths[i].in), olen = 0;
-        char  *in = malloc(n + 1), *out = malloc(n ? n : 1);
+        size_t n = paths[i].len, olen = 0;
+        char  *in = malloc(n ? n : 1), *out = malloc(n ? n : 1);
         int    rc;
 
         memcpy(in, paths[i].in, n);
@@ -600,6 +654,14 @@ static void run_helpers(void)
     tap_is_int(pt_h1_method_id(PT_STR("OPTIONS")), PT_M_OPTIONS, "method id OPTIONS");
     tap_is_int(pt_h1_method_id(PT_STR("GETX")), PT_M_OTHER, "method id GETX");
     tap_is_int(pt_h1_method_id(PT_STR("Get")), PT_M_OTHER, "method id is case-sensitive");
+    {
+        static const char *other[] = { "PUX", "POSX", "PATCX", "DELETX", "CONNECX", "A", "" };
+        size_t wrong = 0;
+        for (size_t i = 0; i < pt_nelems(other); i++)
+            if (pt_h1_method_id((pt_str) { strlen(other[i]), other[i] }) != PT_M_OTHER)
+                wrong++;
+        tap_is_int(wrong, 0, "near-miss methods are other methods");
+    }
 
     tap_is_str(pt_h1_status_text(200), "OK", "status text 200");
     tap_is_str(pt_h1_status_text(404), "Not Found", "status text 404");
@@ -626,6 +688,7 @@ int main(void)
 
     for (i = 0; i < pt_nelems(reqs); i++)
         run_request(&reqs[i]);
+    run_bytes();
     run_generated();
     for (i = 0; i < pt_nelems(resps); i++)
         run_response(&resps[i]);
