@@ -244,11 +244,6 @@ static void px_on_client_write(pt_request *r)
 {
     proxy_ctx *px = pt_req_ctx(r, pt_proxy_module);
     if (px->state == PX_BODY || px->state == PX_TUNNEL) {
-        if (px->state == PX_BODY && px->ri.body != PT_BODY_NONE && px->resp_any
-            && px->remaining == 0 && px->ri.body == PT_BODY_LENGTH && r->resp_body_done) {
-            px_finish(px);
-            return;
-        }
         if (r->resp_body_done && px->state == PX_BODY) {
             px_finish(px);
             return;
@@ -900,9 +895,11 @@ static void px_up_event(pt_upconn *uc, uint32_t events)
 static int proxy_content(pt_request *r)
 {
     proxy_route_conf *rc = pt_route_conf(r->route, pt_proxy_module);
-    proxy_ctx *px = pt_pcalloc(r->pool, sizeof(*px));
+    /* the response-header array at the end (4 KiB) needs no zeroing: the parser fills it */
+    proxy_ctx *px = pt_palloc(r->pool, sizeof(*px));
     if (px == NULL)
         return 500;
+    memset(px, 0, offsetof(proxy_ctx, rheaders));
     px->r = r;
     px->rc = rc;
     px->up = rc->up;

@@ -65,7 +65,6 @@ typedef struct proxy_ctx {
     /* response from the origin */
     pt_h1_parser            parser;
     pt_h1_head              rhead;
-    pt_header               rheaders[128];
     pt_h1_resp_info         ri;
     bool                    resp_any;       /* a response byte arrived */
     bool                    head_done;
@@ -80,6 +79,7 @@ typedef struct proxy_ctx {
     size_t                  tslice_len;
 
     uint64_t                t_start;
+    pt_header               rheaders[128];   /* last: not zeroed per request */
 } proxy_ctx;
 
 /* proxy_head.c */

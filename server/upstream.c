@@ -124,7 +124,7 @@ int pt_upstream_conf_set(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key
         up->write_timeout_ms = 30000;
         up->idle_timeout_ms = 60000;
         up->tunnel_timeout_ms = 3600000;
-        up->buffer_size = 16384;
+        up->buffer_size = 65536;
         if (!config_setting_is_group(e))
             return pt_conf_error(cx, e, "an upstream must be a group: { name = ...; servers = (...); }");
         if (pt_conf_parse_group(cx, e, upstream_keys, up) != PT_OK)
@@ -155,8 +155,6 @@ pt_upstream *pt_upstream_find(pt_upstream_list *l, const char *name)
 static pt_upconn       *all_conns;      /* every open connection: pooled or in use */
 static pt_upstream_rt *rts;
 static unsigned        nrts;
-static char          **free_bufs;       /* response buffers of idle connections */
-static unsigned        nfree_bufs, cap_free_bufs;
 
 int pt_upstream_worker_init(pt_upstream_list *l)
 {
@@ -172,9 +170,7 @@ int pt_upstream_worker_init(pt_upstream_list *l)
         if (rts[i].current == NULL || rts[i].idle == NULL)
             return PT_ERROR;
     }
-    cap_free_bufs = 64;
-    free_bufs = calloc(cap_free_bufs, sizeof(char *));
-    return free_bufs ? PT_OK : PT_ERROR;
+    return PT_OK;
 }
 
 pt_upstream_rt *pt_upstream_rt_of(const pt_upstream *up)
@@ -236,11 +232,8 @@ int pt_upconn_alloc_in(pt_upconn *uc)
     if (uc->in.start)
         return PT_OK;
     size_t size = uc->up->buffer_size;
-    char *b = NULL;
-    if (size == 16384 && nfree_bufs)
-        b = free_bufs[--nfree_bufs];
-    else
-        b = malloc(size);
+    pt_upstream_rt *rt = pt_upstream_rt_of(uc->up);
+    char *b = rt && rt->nfree ? rt->free_bufs[--rt->nfree] : malloc(size);
     if (b == NULL)
         return PT_ERROR;
     uc->in.start = uc->in.pos = uc->in.last = b;
@@ -252,8 +245,10 @@ static void release_in(pt_upconn *uc)
 {
     if (uc->in.start == NULL)
         return;
-    if (pt_buf_size(&uc->in) == 16384 && nfree_bufs < cap_free_bufs)
-        free_bufs[nfree_bufs++] = uc->in.start;
+    /* buffers are recycled per group (one size per group) */
+    pt_upstream_rt *rt = pt_upstream_rt_of(uc->up);
+    if (rt && rt->nfree < PT_UPSTREAM_FREE_BUFS)
+        rt->free_bufs[rt->nfree++] = uc->in.start;
     else
         free(uc->in.start);
     uc->in.start = uc->in.pos = uc->in.last = uc->in.end = NULL;
@@ -484,12 +479,10 @@ void pt_upstream_worker_exit(void)
     for (unsigned i = 0; i < nrts; i++) {
         free(rts[i].current);
         free(rts[i].idle);
+        while (rts[i].nfree)
+            free(rts[i].free_bufs[--rts[i].nfree]);
     }
     free(rts);
     rts = NULL;
     nrts = 0;
-    while (nfree_bufs)
-        free(free_bufs[--nfree_bufs]);
-    free(free_bufs);
-    free_bufs = NULL;
 }

@@ -11,7 +11,8 @@
 #include "portico/str-t.h"
 #include "portico/timer-t.h"
 
-#define PT_UPSTREAM_MAX_SERVERS 64    /* per group: a retry remembers tried ones in a bitmask */
+#define PT_UPSTREAM_MAX_SERVERS 64
+#define PT_UPSTREAM_FREE_BUFS   32    /* idle response buffers kept per group and worker */    /* per group: a retry remembers tried ones in a bitmask */
 
 typedef struct pt_upstream_server {
     unsigned                index;
@@ -70,6 +71,8 @@ typedef struct pt_upstream_rt {
     int64_t           *current;     /* smooth weighted round-robin state, per server */
     pt_upconn        **idle;        /* per server: most recently used first */
     unsigned           nidle;       /* across the group */
+    char              *free_bufs[PT_UPSTREAM_FREE_BUFS];  /* response buffers to reuse */
+    unsigned           nfree;
 } pt_upstream_rt;
 
 #endif
