@@ -11,8 +11,10 @@
  * client connection's input buffer. Neither side is read while the other cannot take
  * more, so memory per request is bounded whatever the body sizes. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "portico/cycle-t.h"
 #include "portico/event.h"
@@ -22,6 +24,12 @@
 #include "proxy.h"
 
 #define PX_EXPECT_WAIT_MS 1000   /* origin silent after Expect: send the body anyway */
+#define PX_SPLICE_MIN     16384  /* smaller bodies: a recv and a writev cost no more */
+#define PX_HEAD_READ      16384  /* bytes read while looking for the response head */
+#define PX_PIPE_CACHE     16     /* empty pipes kept per worker */
+
+static int      pipe_cache[PX_PIPE_CACHE][2];
+static unsigned npipe_cache;
 
 static void px_up_event(pt_upconn *uc, uint32_t events);
 static void px_read(proxy_ctx *px);
@@ -139,6 +147,11 @@ static int proxy_worker_init(pt_cycle *cy)
 
 static void proxy_worker_exit(pt_cycle *cy)
 {
+    while (npipe_cache) {
+        npipe_cache--;
+        close(pipe_cache[npipe_cache][0]);
+        close(pipe_cache[npipe_cache][1]);
+    }
     pt_upstream_worker_exit();
 }
 
@@ -184,9 +197,44 @@ static void px_arm(proxy_ctx *px)
     }
 }
 
+/* ------------------------------------------------------------------ pipes */
+
+static int px_pipe_get(proxy_ctx *px)
+{
+    int fds[2];
+    if (npipe_cache) {
+        npipe_cache--;
+        fds[0] = pipe_cache[npipe_cache][0];
+        fds[1] = pipe_cache[npipe_cache][1];
+    } else if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) {
+        return PT_ERROR;
+    }
+    px->pipe_rd = fds[0];
+    px->pipe_wr = fds[1];
+    px->pipe_len = 0;
+    px->have_pipe = true;
+    return PT_OK;
+}
+
+static void px_pipe_put(proxy_ctx *px)
+{
+    if (!px->have_pipe)
+        return;
+    px->have_pipe = false;
+    if (px->pipe_len == 0 && npipe_cache < PX_PIPE_CACHE) {
+        pipe_cache[npipe_cache][0] = px->pipe_rd;
+        pipe_cache[npipe_cache][1] = px->pipe_wr;
+        npipe_cache++;
+        return;
+    }
+    close(px->pipe_rd);     /* bytes left in it belong to an abandoned response */
+    close(px->pipe_wr);
+}
+
 static void px_stop(proxy_ctx *px, bool reuse)
 {
     px->state = PX_DONE;
+    px_pipe_put(px);
     pt_timer_del(&pt_loop_cur->timers, &px->expect_timer);
     px->r->upstream_ms = (int64_t) (pt_loop_cur->now - px->t_start);
     if (px->uc) {
@@ -585,12 +633,74 @@ static int px_response_head(proxy_ctx *px)
     return PT_OK;               /* px_body sends the head with the first body bytes */
 }
 
+/* Relays the rest of a Content-Length body with splice(2): the bytes go from the origin
+ * socket into a pipe and from the pipe to the client socket without being copied into
+ * this process. One pipe's worth at a time, so back-pressure works as with the buffer. */
+static void px_splice(proxy_ctx *px)
+{
+    pt_request *r = px->r;
+    pt_upconn *uc = px->uc;
+    for (;;) {
+        if (px->pipe_len) {
+            ssize_t m = pt_http_splice_body(r, px->pipe_rd, px->pipe_len);
+            if (m == PT_AGAIN) {
+                pt_upconn_set_timer(uc, 0);     /* the client's send timeout runs now */
+                return;
+            }
+            if (m < 0) {
+                px_log(px, PT_LOG_INFO, 0, "client connection failed while relaying the body");
+                px_stop(px, false);
+                pt_http_finalize(r, PT_ERROR);
+                return;
+            }
+            px->pipe_len -= (size_t) m;
+            if (px->pipe_len)
+                continue;
+            if (px->remaining == 0) {
+                if (pt_http_send_body(r, NULL, 0, true) == PT_ERROR) {
+                    px_stop(px, false);
+                    pt_http_finalize(r, PT_ERROR);
+                } else {
+                    px_finish(px);
+                }
+                return;
+            }
+        }
+        size_t want = (size_t) pt_min(px->remaining, (uint64_t) (1 << 20));
+        ssize_t n = splice(uc->io.fd, NULL, px->pipe_wr, NULL, want,
+                           SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+        if (n > 0) {
+            px->remaining -= (uint64_t) n;
+            px->pipe_len = (size_t) n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            uc->readable = false;
+            px_arm(px);
+            return;
+        }
+        px_fail(px, 502, n < 0 ? errno : 0, "upstream closed the connection in the middle of the body");
+        return;
+    }
+}
+
 /* Relays response body bytes already in the buffer, then reads more. */
 static void px_body(proxy_ctx *px)
 {
     pt_request *r = px->r;
     pt_upconn *uc = px->uc;
     for (;;) {
+        if (px->ri.body == PT_BODY_LENGTH && uc->in.pos == uc->in.last && !px->no_splice
+            && (px->have_pipe
+                || (px->remaining >= PX_SPLICE_MIN && pt_http_splice_ok(r)))) {
+            if (px->have_pipe || px_pipe_get(px) == PT_OK) {
+                px_splice(px);
+                return;
+            }
+            px->no_splice = true;       /* out of descriptors: the buffer will do */
+        }
         if (uc->in.pos < uc->in.last) {
             const char *d = NULL;
             size_t n = 0;
@@ -727,7 +837,9 @@ static void px_read(proxy_ctx *px)
         } else {
             uc->in.pos = uc->in.last = uc->in.start;
         }
-        ssize_t n = pt_upconn_read(uc);
+        /* Reading for the head takes a slice, not the whole buffer: a large body left in
+         * the socket can then be spliced to the client without a copy. */
+        ssize_t n = pt_upconn_read_max(uc, PX_HEAD_READ);
         if (n > 0)
             continue;
         if (n == -2) {

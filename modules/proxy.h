@@ -78,6 +78,12 @@ typedef struct proxy_ctx {
     const char             *tslice;         /* client bytes not yet written to the origin */
     size_t                  tslice_len;
 
+    /* zero-copy relay of a Content-Length body: origin socket -> pipe -> client socket */
+    int                     pipe_rd, pipe_wr;
+    size_t                  pipe_len;       /* bytes in the pipe, not yet at the client */
+    bool                    have_pipe;
+    bool                    no_splice;
+
     uint64_t                t_start;
     pt_header               rheaders[128];   /* last: not zeroed per request */
 } proxy_ctx;

@@ -427,7 +427,7 @@ static void on_timeout(pt_conn *c)
             pt_conn_close(c);
             return;
         }
-        if (c->out.pending) {
+        if (c->out.pending || r->wait_writable) {
             pt_http_abort(r, "client took no response bytes within send_timeout_ms");
             return;
         }
@@ -533,6 +533,14 @@ void pt_http_conn_event(pt_conn *c, uint32_t events)
         } else {
             pt_conn_set_timer(c, pt_wconf->limits.send_timeout_ms);
         }
+    }
+    if (r->wait_writable && c->writable && c->out.pending == 0) {
+        r->wait_writable = false;       /* a spliced body can go on */
+        pt_conn_set_timer(c, 0);
+        if (r->on_write)
+            r->on_write(r);
+        if (c->state != PT_CONN_ACTIVE || c->req != r)
+            return;
     }
     if (c->readable) {
         if (r->body_discard) {

@@ -1,5 +1,7 @@
 /* Responses: header fields, the response head on the wire, framing (Content-Length or
  * chunked, or close-delimited for HTTP/1.0 clients), the filter chains, error pages. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -9,6 +11,7 @@
 #include "portico/h1.h"
 #include "portico/log.h"
 #include "portico/pool.h"
+#include "portico/shm.h"
 #include "portico/str.h"
 #include "http_core.h"
 
@@ -273,6 +276,48 @@ int pt_http_send_body(pt_request *r, const char *data, size_t len, bool last)
     if (nbfilters)
         return bfilters[0]->body_filter(r, data, len, last);
     return write_body(r, data, len, last);
+}
+
+bool pt_http_splice_ok(pt_request *r)
+{
+    return nbfilters == 0 && r->header_sent && !r->no_body && !r->resp_chunked
+           && r->resp_length >= 0 && !r->resp_body_done && r->conn->out.pending == 0;
+}
+
+ssize_t pt_http_splice_body(pt_request *r, int pipe_rd, size_t len)
+{
+    pt_conn *c = r->conn;
+    if (r->resp_body_queued + len > (uint64_t) r->resp_length)
+        return PT_ERROR;
+    while (c->writable) {
+        /* SPLICE_F_MORE while more follows: the kernel may then fill whole segments */
+        unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
+        if (r->resp_body_queued + len < (uint64_t) r->resp_length)
+            flags |= SPLICE_F_MORE;
+        ssize_t n = splice(pipe_rd, NULL, c->io.fd, NULL, len, flags);
+        if (n > 0) {
+            r->resp_body_queued += (uint64_t) n;
+            r->bytes_sent += (uint64_t) n;
+            if (pt_stats_mine)
+                pt_stats_mine->bytes_out += (uint64_t) n;
+            pt_conn_set_timer(c, 0);
+            return n;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            c->writable = false;
+            break;
+        }
+        c->peer_closed = true;
+        return PT_ERROR;
+    }
+    if (!r->wait_writable) {
+        /* armed once per stall: origin events while we wait must not extend it */
+        r->wait_writable = true;
+        pt_conn_set_timer(c, pt_wconf->limits.send_timeout_ms);
+    }
+    return PT_AGAIN;
 }
 
 static int respond(pt_request *r, unsigned status, pt_str ctype, pt_str body)

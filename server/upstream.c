@@ -424,7 +424,12 @@ pt_upconn *pt_upstream_pool_get(const pt_upstream *up, unsigned server)
 
 ssize_t pt_upconn_read(pt_upconn *uc)
 {
-    size_t room = pt_buf_free(&uc->in);
+    return pt_upconn_read_max(uc, SIZE_MAX);
+}
+
+ssize_t pt_upconn_read_max(pt_upconn *uc, size_t max)
+{
+    size_t room = pt_min(pt_buf_free(&uc->in), max);
     if (room == 0)
         return -3;
     for (;;) {

@@ -24,6 +24,14 @@ int  pt_http_send_body(pt_request *r, const char *data, size_t len, bool last);
 int  pt_http_body_next(pt_request *r, const pt_module *self, const char *data, size_t len,
                        bool last);
 
+/* Zero-copy relay. True when the response body may bypass the filters and the queue:
+ * the head is sent and written, the body is framed by Content-Length, no body filter. */
+bool    pt_http_splice_ok(pt_request *r);
+/* Moves up to len bytes from the read end of a pipe to the client socket (splice(2)).
+ * Returns the bytes moved, PT_AGAIN (the client is full: on_write runs when it can take
+ * more) or PT_ERROR (the client connection failed). */
+ssize_t pt_http_splice_body(pt_request *r, int pipe_rd, size_t len);
+
 /* A complete response with a small body (copied), then finalises. */
 int  pt_http_respond(pt_request *r, unsigned status, pt_str content_type, pt_str body);
 

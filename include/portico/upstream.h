@@ -34,6 +34,7 @@ void pt_upconn_close(pt_upconn *uc);
 void pt_upconn_set_timer(pt_upconn *uc, uint32_t ms);
 /* recv into uc->in: >0 bytes, 0 EOF, -1 error (errno), -2 EAGAIN, -3 buffer full. */
 ssize_t pt_upconn_read(pt_upconn *uc);
+ssize_t pt_upconn_read_max(pt_upconn *uc, size_t max);   /* at most max bytes */
 /* writev: bytes written, -1 error (errno), -2 EAGAIN. */
 ssize_t pt_upconn_writev(pt_upconn *uc, const struct iovec *iov, int n);
 int  pt_upconn_alloc_in(pt_upconn *uc);

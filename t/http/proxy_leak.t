@@ -150,6 +150,9 @@ fds = wait_fds(w, BASE_FDS, 10)
 is_(fds, BASE_FDS, "after 10,000 mixed requests the worker has the descriptors it started with (%d)" % BASE_FDS)
 if fds != BASE_FDS:
     diag("open: %r" % worker_fds(w))
+pipes = pipe_count(w)
+ok(pipes <= 32 and pipes % 2 == 0,
+   "spliced bodies: at most the 16 cached pipe pairs stay open (%d descriptors)" % pipes)
 is_([o.wait_open(0, 5) for o in (echo, chunky, closer, bad, silent, big, once)], [0] * 7,
     "no origin connection is left open")
 rss_end = rss_kb(w)

@@ -32,7 +32,7 @@ __all__ = [
     "Client", "Response", "Headers", "HTTPError", "ProtocolError", "ResponseTimeout",
     "ConnectionClosed", "build_request", "chunked", "error_body", "REASONS", "IMF_FIXDATE",
     "Portico", "PorticoError", "portico_bin", "srcdir", "run_bin", "free_port", "closed_port",
-    "wait_for", "proc_children", "proc_ppid", "proc_alive", "proc_uid", "proc_gid", "fd_count", "rss_kb",
+    "wait_for", "proc_children", "proc_ppid", "proc_alive", "proc_uid", "proc_gid", "fd_count", "pipe_count", "rss_kb",
     "refused_re", "BASE_LIMITS", "STANDARD_ROUTES", "standard_config", "is_root",
     "ipv6_available", "portico_version",
 ]
@@ -202,8 +202,25 @@ def proc_gid(pid):
     return None
 
 
+def _fd_targets(pid):
+    d = "/proc/%d/fd" % pid
+    out = []
+    for name in os.listdir(d):
+        try:
+            out.append(os.readlink(os.path.join(d, name)))
+        except OSError:
+            pass
+    return out
+
+
 def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
+    """Open descriptors other than pipes: a worker keeps up to 16 emptied splice(2) pipe
+    pairs for reuse, so their number depends on history; pipe_count() checks them."""
+    return sum(1 for t in _fd_targets(pid) if not t.startswith("pipe:"))
+
+
+def pipe_count(pid):
+    return sum(1 for t in _fd_targets(pid) if t.startswith("pipe:"))
 
 
 def rss_kb(pid):
