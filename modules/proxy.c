@@ -265,6 +265,26 @@ static void px_finish(proxy_ctx *px)
     pt_http_finalize(r, PT_OK);
 }
 
+/* The client side failed once its head went out: nothing more can be said to it. */
+static void px_client_failed(proxy_ctx *px, const char *why)
+{
+    pt_request *r = px->r;
+    if (why)
+        px_log(px, PT_LOG_INFO, 0, why);
+    px_stop(px, false);
+    pt_http_finalize(r, PT_ERROR);
+}
+
+/* The response body is complete: end it (last chunk) and finish; PT_AGAIN: on_write will. */
+static void px_end_body(proxy_ctx *px)
+{
+    int rc = pt_http_send_body(px->r, NULL, 0, true);
+    if (rc == PT_ERROR)
+        px_client_failed(px, NULL);
+    else if (rc == PT_OK)
+        px_finish(px);
+}
+
 static void px_on_abort(pt_request *r)
 {
     proxy_ctx *px = pt_req_ctx(r, pt_proxy_module);
@@ -589,11 +609,8 @@ static int px_response_head(proxy_ctx *px)
         pt_http_tunnel(r);
         px->state = PX_TUNNEL;
         px_log(px, PT_LOG_DEBUG, 0, "tunnel open");
-        int rc = pt_http_send_body(r, NULL, 0, false);     /* flush the 101 */
-        if (rc == PT_ERROR) {
-            pt_request *rr = px->r;
-            px_stop(px, false);
-            pt_http_finalize(rr, PT_ERROR);
+        if (pt_http_send_body(r, NULL, 0, false) == PT_ERROR) {     /* flush the 101 */
+            px_client_failed(px, NULL);
             return PT_ERROR;
         }
         px->tslice = NULL;
@@ -620,14 +637,7 @@ static int px_response_head(proxy_ctx *px)
     if (px->ri.body == PT_BODY_NONE || (px->ri.body == PT_BODY_LENGTH && px->remaining == 0)) {
         if (px->uc->in.pos != px->uc->in.last)
             px->extra_bytes = true;     /* bytes after a bodiless response: never forward */
-        int rc = pt_http_send_body(r, NULL, 0, true);
-        if (rc == PT_ERROR) {
-            px_stop(px, false);
-            pt_http_finalize(r, PT_ERROR);
-        } else if (rc == PT_OK) {
-            px_finish(px);
-        }
-        /* PT_AGAIN: on_write finishes */
+        px_end_body(px);
         return PT_ERROR;
     }
     return PT_OK;               /* px_body sends the head with the first body bytes */
@@ -648,21 +658,14 @@ static void px_splice(proxy_ctx *px)
                 return;
             }
             if (m < 0) {
-                px_log(px, PT_LOG_INFO, 0, "client connection failed while relaying the body");
-                px_stop(px, false);
-                pt_http_finalize(r, PT_ERROR);
+                px_client_failed(px, "client connection failed while relaying the body");
                 return;
             }
             px->pipe_len -= (size_t) m;
             if (px->pipe_len)
                 continue;
             if (px->remaining == 0) {
-                if (pt_http_send_body(r, NULL, 0, true) == PT_ERROR) {
-                    px_stop(px, false);
-                    pt_http_finalize(r, PT_ERROR);
-                } else {
-                    px_finish(px);
-                }
+                px_end_body(px);
                 return;
             }
         }
@@ -744,9 +747,7 @@ static void px_body(proxy_ctx *px)
                 continue;
             int rc = pt_http_send_body(r, d, n, last);
             if (rc == PT_ERROR) {
-                px_log(px, PT_LOG_INFO, 0, "client connection failed while relaying the body");
-                px_stop(px, false);
-                pt_http_finalize(r, PT_ERROR);
+                px_client_failed(px, "client connection failed while relaying the body");
                 return;
             }
             if (rc == PT_AGAIN) {
@@ -770,22 +771,14 @@ static void px_body(proxy_ctx *px)
              * comes later): put it on the wire, or the client waits for it while
              * px_up_event holds the body back behind the pending output. */
             if (r->conn->out.pending && pt_http_send_body(r, NULL, 0, false) == PT_ERROR) {
-                px_log(px, PT_LOG_INFO, 0, "client connection failed while sending the response head");
-                px_stop(px, false);
-                pt_http_finalize(r, PT_ERROR);
+                px_client_failed(px, "client connection failed while sending the response head");
                 return;
             }
             px_arm(px);
             return;
         }
         if (n == 0 && px->ri.body == PT_BODY_CLOSE) {
-            int rc = pt_http_send_body(r, NULL, 0, true);
-            if (rc == PT_ERROR) {
-                px_stop(px, false);
-                pt_http_finalize(r, PT_ERROR);
-            } else if (rc == PT_OK) {
-                px_finish(px);
-            }
+            px_end_body(px);
             return;
         }
         px_fail(px, 502, n < 0 ? errno : 0, "upstream closed the connection in the middle of the body");
