@@ -3,7 +3,6 @@
  * free lists, so 10,000 idle clients cost 10,000 pt_conn structs and nothing more. */
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -71,9 +70,7 @@ void pt_conn_accepted(pt_listener *l, int fd, struct sockaddr *sa, socklen_t len
         close(fd);
         return;
     }
-    int one = 1;
-    /* responses go out in one writev; Nagle would only delay pipelined and streamed ones */
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* TCP_NODELAY comes from the listening socket (listen.c) */
     c->io.fd = fd;
     c->io.fn = conn_io;
     c->io.data = c;

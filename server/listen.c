@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -63,6 +64,13 @@ static int open_one(const pt_listener_conf *l)
         && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) < 0) {
         pt_log_errno(PT_LOG_EMERG, errno, "setsockopt(IPV6_V6ONLY) on %s failed",
                      l->address);
+        goto fail;
+    }
+    /* TCP_NODELAY: responses go out in one writev, Nagle would only delay pipelined and
+     * streamed ones. Accepted sockets inherit it, which saves a setsockopt() per
+     * connection. */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) < 0) {
+        pt_log_errno(PT_LOG_EMERG, errno, "setsockopt(TCP_NODELAY) on %s failed", l->address);
         goto fail;
     }
     if (bind(fd, (const struct sockaddr *) &l->addr, l->addrlen) < 0) {

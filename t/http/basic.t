@@ -121,4 +121,47 @@ routes = ( { path_prefix = "/"; return = { status = 200; body = "six\\n"; }; } )
 else:
     skip("no IPv6 loopback", 1)
 
+# --- TCP_NODELAY on accepted connections ------------------------------------------------
+# Set on the listening socket and inherited; read back from the worker's own descriptor
+# (pidfd_getfd, Linux 5.6, needs ptrace rights over the worker: skipped without them).
+def nodelay_of_worker_conn(q):
+    import ctypes, socket as so
+    libc = ctypes.CDLL(None, use_errno=True)
+    w = q.worker_pids()[0]
+    with Client(q.port()) as c:
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        c.read_response()
+        mine = c.sock.getsockname()
+        pidfd = libc.syscall(434, w, 0)                 # pidfd_open
+        if pidfd < 0:
+            return None
+        try:
+            for name in os.listdir("/proc/%d/fd" % w):
+                fd = libc.syscall(438, pidfd, int(name), 0)     # pidfd_getfd
+                if fd < 0:
+                    return None
+                try:
+                    s = so.socket(fileno=fd)
+                except OSError:
+                    os.close(fd)
+                    continue
+                try:
+                    if s.type == so.SOCK_STREAM and s.getpeername() == mine:
+                        return s.getsockopt(so.IPPROTO_TCP, so.TCP_NODELAY)
+                except OSError:
+                    pass
+                finally:
+                    s.close()
+        finally:
+            os.close(pidfd)
+    return None
+
+nd = Portico(standard_config(workers=1))
+v = nodelay_of_worker_conn(nd)
+if v is None:
+    skip("cannot read the worker's descriptors (pidfd_getfd)", 1)
+else:
+    ok(v != 0, "an accepted client connection has TCP_NODELAY (inherited from the listener)")
+nd.stop()
+
 done_testing()
