@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+# Reverse proxying, an unreachable server: connect() fails at once with EHOSTUNREACH (no
+# route), which counts like a refusal: the next server up to `retries`, then 502, logged.
+# An unreachable address needs a route of type "unreachable"; so as not to touch the
+# host's routing, the test re-runs itself in a network namespace of its own (unshare -n,
+# root only), where only lo is up and 10.255.0.0/16 is unreachable.
+import os, re, shutil, subprocess, sys
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+
+if os.environ.get("PORTICO_TEST_NETNS") != "1":
+    unshare, ip = shutil.which("unshare"), shutil.which("ip")
+    if os.geteuid() == 0 and unshare and ip:
+        env = dict(os.environ, PORTICO_TEST_NETNS="1")
+        os.execve(unshare, [unshare, "-n", sys.executable, os.path.abspath(__file__)], env)
+    from tap import skip_all
+    skip_all("needs root, unshare and ip (iproute2) for a network namespace")
+
+from proxytest import *
+from tap import skip_all
+
+watchdog(int(os.environ.get("PORTICO_TEST_TIMEOUT", "0")) or 60)
+try:
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    subprocess.run(["ip", "route", "add", "unreachable", "10.255.0.0/16"], check=True)
+except (OSError, subprocess.CalledProcessError) as e:
+    skip_all("cannot set up the network namespace: %s" % e)
+
+UNREACH = "10.255.0.1:80"
+origin = Origin.fixed(body=b"second\n")
+ups = [upstream("one", [UNREACH], retries=0),
+       upstream("two", [UNREACH, origin.address], retries=1)]
+p = Portico(proxy_config(ups, [proxy_route("one", "/one/"), proxy_route("two", "/")]))
+
+mark = p.log_mark()
+r = p.get("/one/x")
+is_((r.status, r.body), (502, b"502 Bad Gateway\n"), "the only server unreachable: 502 with portico's page")
+ok(UNREACH.encode() not in r.raw, "...which does not show the server's address")
+ok(p.wait_log(r'\[error\] .*upstream "one" server 10\.255\.0\.1:80: connect\(\) failed '
+              r'\(113: No route to host\), client 127\.0\.0\.1, request "GET /one/x"', 2, mark),
+   "...logged with the server and the reason")
+
+mark = p.log_mark()
+st = [p.get("/r%d" % i) for i in range(4)]
+is_([(r.status, r.body) for r in st], [(200, b"second\n")] * 4,
+    "first server unreachable, retries = 1: every request answered by the second")
+is_(origin.requests, 4, "...which got all four")
+cmp_ok(len(re.findall(r'server 10\.255\.0\.1:80: connect\(\) failed \(113', p.error_log()[mark:])), ">=", 1,
+       "...the failures are logged")
+done_testing()
