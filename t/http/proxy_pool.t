@@ -215,4 +215,27 @@ is_((wa.accepted, wb.accepted), (1, 1), "each server's connection is pooled and 
 ok(bodies[:4].count(b"B\n") == 1, "smooth: one B within the first four")
 
 is_(echo.errors + echo0.errors + second.errors + first_only.errors, [], "the origins saw only well-formed requests")
+p.stop()
+
+# --- two workers: a pool each ------------------------------------------------------------------------------
+multi = Origin.echo()
+p2 = Portico(proxy_config([upstream("m", [multi.address], keepalive=4)], [proxy_route("m", "/")], workers=2))
+pids = p2.wait_workers(2)
+is_(len(pids), 2, "two workers")
+st = []
+for i in range(100):
+    r = p2.get("/m/%d" % i)                 # a new client connection each: either worker takes it
+    st.append(r.status)
+    r._client.close()
+is_(st, [200] * 100, "100 sequential requests over fresh client connections: all 200")
+cmp_ok(multi.accepted, "<=", 2, "...and at most one origin connection per worker (%d)" % multi.accepted)
+def sockets_by_worker():
+    return [sum(1 for t in worker_fds(w).values() if t.startswith("socket:")) - 1 for w in pids]
+
+
+wait_for(lambda: sum(sockets_by_worker()) == multi.accepted, 3)   # the last client connection closes
+diag("origin connections per worker: %r" % sockets_by_worker())
+is_(sum(sockets_by_worker()), multi.accepted, "...each held in the pool of the worker that opened it")
+p2.stop()
+is_(multi.wait_open(0, 5), 0, "stopping closes the pooled connections of both workers")
 done_testing()
