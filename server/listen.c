@@ -22,6 +22,7 @@
 
 #include "portico/log.h"
 #include "portico/process.h"
+#include "portico/upgrade.h"
 
 static bool sockaddr_equal(const struct sockaddr_storage *a, socklen_t alen,
                            const struct sockaddr_storage *b, socklen_t blen)
@@ -120,6 +121,21 @@ int *pt_listen_open(pt_conf *conf, pt_conf *old, int *old_fds)
             }
         }
 
+        if (old == NULL) {
+            /* first start of a binary upgrade: the old master's socket, as it is */
+            fds[i] = pt_upgrade_take(&l->addr, l->addrlen, sockaddr_equal);
+            if (fds[i] >= 0) {
+                pt_log(PT_LOG_NOTICE, "listener %s: socket %d inherited from the old master",
+                       l->address, fds[i]);
+                if (listen(fds[i], l->backlog) < 0) {
+                    pt_log_errno(PT_LOG_EMERG, errno, "listen() on %s with backlog %d failed",
+                                 l->address, l->backlog);
+                    goto fail;
+                }
+                continue;
+            }
+        }
+
         if (ofd >= 0) {
             fds[i] = fcntl(ofd, F_DUPFD_CLOEXEC, 0);
             if (fds[i] < 0) {
@@ -149,6 +165,8 @@ int *pt_listen_open(pt_conf *conf, pt_conf *old, int *old_fds)
         }
     }
     free(old_backlog);
+    if (old == NULL)
+        pt_upgrade_close_unused();
     return fds;
 
 fail:

@@ -1,5 +1,5 @@
 /* The command line, the habits of nginx users:
- *   portico [-c FILE] [-t] [-s reload|quit|stop|reopen] [-v] [-V] [-h]
+ *   portico [-c FILE] [-t] [-s reload|quit|stop|reopen|upgrade] [-v] [-V] [-h]
  * and start-up: load the config, open the error log, take the pid file, bind, map shared
  * memory, init modules, maybe daemonize, then hand over to the master loop. */
 #include "portico/core.h"       /* first: config.h defines _GNU_SOURCE */
@@ -24,6 +24,7 @@
 #include "portico/log.h"
 #include "portico/module.h"
 #include "portico/pidfile.h"
+#include "portico/upgrade.h"
 #include "portico/process.h"
 #include "portico/shm.h"
 
@@ -37,7 +38,8 @@ static void usage(FILE *f)
         "Options:\n"
         "  -c FILE    configuration file (default: " DEFAULT_CONF ")\n"
         "  -t         test the configuration and exit\n"
-        "  -s SIGNAL  send SIGNAL to the running master: reload, quit, stop, reopen\n"
+        "  -s SIGNAL  send SIGNAL to the running master: reload, quit, stop, reopen,\n"
+        "             upgrade (start the binary anew, the old master stays until quit)\n"
         "  -v         show the version and exit\n"
         "  -V         show the version, configure arguments and library versions\n"
         "  -h         show this help and exit\n");
@@ -108,14 +110,15 @@ static int test_config(const char *path)
 static int signal_master(const char *path, const char *name)
 {
     static const struct { const char *name; int sig; } sigs[] = {
-        { "reload", SIGHUP }, { "quit", SIGQUIT }, { "stop", SIGTERM }, { "reopen", SIGUSR1 }
+        { "reload", SIGHUP }, { "quit", SIGQUIT }, { "stop", SIGTERM }, { "reopen", SIGUSR1 },
+        { "upgrade", SIGUSR2 }
     };
     int sig = 0;
     for (unsigned i = 0; i < pt_nelems(sigs); i++)
         if (strcmp(name, sigs[i].name) == 0)
             sig = sigs[i].sig;
     if (sig == 0) {
-        fprintf(stderr, "portico: invalid signal \"%s\": use reload, quit, stop or reopen\n",
+        fprintf(stderr, "portico: invalid signal \"%s\": use reload, quit, stop, reopen or upgrade\n",
                 name);
         return 1;
     }
@@ -217,6 +220,11 @@ static int start(const char *path)
         goto fail;
     }
 
+    /* started by an old master's binary upgrade: its sockets are ours too */
+    unsigned inherited = pt_upgrade_inherit();
+    if (inherited)
+        pt_log(PT_LOG_NOTICE, "binary upgrade: %u listening sockets inherited from the old "
+               "master (pid %d)", inherited, (int) getppid());
     fds = pt_listen_open(conf, NULL, NULL);
     if (fds == NULL) {
         if (*where)
@@ -245,7 +253,8 @@ static int start(const char *path)
         }
     }
 
-    if (conf->daemon && daemonize(conf) < 0) {
+    /* After an upgrade the old master's child stays its child: it watches us to roll back. */
+    if (conf->daemon && inherited == 0 && daemonize(conf) < 0) {
         pt_log_errno(PT_LOG_EMERG, errno, "cannot become a daemon");
         goto fail;
     }
@@ -319,6 +328,7 @@ int main(int argc, char **argv)
     char *conf_path = strdup(path);
     if (conf_path == NULL)
         return 1;
+    pt_upgrade_save_argv(argc, argv);
     pt_process_title_init(argc, argv);
     int rc = start(conf_path);
     free(conf_path);

@@ -35,6 +35,7 @@
 #include "portico/pidfile.h"
 #include "portico/process.h"
 #include "portico/shm.h"
+#include "portico/upgrade.h"
 
 #define QUICK_DEATH_MS  1000    /* a worker dying sooner than this after start "dies young" */
 #define BACKOFF_MIN_MS  250
@@ -79,6 +80,8 @@ static int           sig_fd = -1;
 static master_state  state;
 static uint64_t      stop_kill_at;          /* shutting down: SIGKILL at this time, 0: no */
 static bool          daemonized;
+static pid_t         upgrade_pid;           /* the new master of a binary upgrade */
+static char          upgrade_pidfile[4096]; /* the pid file path it took over */
 
 
 /* Small helpers ------------------------------------------------------------------------- */
@@ -391,6 +394,28 @@ static void signal_workers(gen *g, int sig, bool stop)
     }
 }
 
+static void describe_exit(int st, char *how, size_t len)
+{
+    if (WIFSIGNALED(st))
+        snprintf(how, len, "killed by signal %d (%s)%s", WTERMSIG(st),
+                 signame(WTERMSIG(st)), WCOREDUMP(st) ? ", core dumped" : "");
+    else
+        snprintf(how, len, "exited with code %d", WEXITSTATUS(st));
+}
+
+/* The new master of a binary upgrade is gone (it failed to start, or was stopped to roll
+ * back): this master is the one running again, under its own pid file name. */
+static void upgrade_ended(int st)
+{
+    char how[96], err[1024];
+    describe_exit(st, how, sizeof(how));
+    pt_log(PT_LOG_ALERT, "binary upgrade: the new master (pid %d) %s; this master (pid %d) "
+           "goes on", (int) upgrade_pid, how, (int) getpid());
+    upgrade_pid = 0;
+    if (pt_pidfile_rename(upgrade_pidfile, err, sizeof(err)) != PT_OK)
+        pt_log(PT_LOG_ERR, "binary upgrade: %s", err);
+}
+
 static void reap(void)
 {
     int st;
@@ -402,6 +427,10 @@ static void reap(void)
         for (int i = 0; i < NSLOTS && p == NULL; i++)
             if (procs[i].gen && procs[i].pid == pid)
                 p = &procs[i];
+        if (p == NULL && pid == upgrade_pid) {
+            upgrade_ended(st);
+            continue;
+        }
         if (p == NULL) {
             pt_log(PT_LOG_INFO, "reaped unknown child process %d", (int) pid);
             continue;
@@ -418,11 +447,7 @@ static void reap(void)
             level = PT_LOG_WARN;
 
         char how[96];
-        if (WIFSIGNALED(st))
-            snprintf(how, sizeof(how), "killed by signal %d (%s)%s", WTERMSIG(st),
-                     signame(WTERMSIG(st)), WCOREDUMP(st) ? ", core dumped" : "");
-        else
-            snprintf(how, sizeof(how), "exited with code %d", WEXITSTATUS(st));
+        describe_exit(st, how, sizeof(how));
         pt_log(level, "worker %d (pid %d, generation %u) %s%s", p->worker, (int) pid,
                g->cycle.generation, how, expected ? "" : ", respawning");
 
@@ -587,6 +612,73 @@ fail:
     free(g);
 }
 
+/* SIGUSR2: start the binary at our own path as a new master, with our sockets. */
+static void upgrade(void)
+{
+    char err[1024], oldbin[sizeof(upgrade_pidfile) + 8];
+
+    if (state != MASTER_RUNNING) {
+        pt_log(PT_LOG_NOTICE, "binary upgrade ignored: shutting down");
+        return;
+    }
+    if (upgrade_pid) {
+        pt_log(PT_LOG_ERR, "binary upgrade ignored: one is in progress (new master pid %d)",
+               (int) upgrade_pid);
+        return;
+    }
+    const char *pf = pt_pidfile_path();
+    if (pf == NULL || strlen(pf) >= sizeof(upgrade_pidfile)) {
+        pt_log(PT_LOG_ERR, "binary upgrade impossible: no pid file held");
+        return;
+    }
+    snprintf(upgrade_pidfile, sizeof(upgrade_pidfile), "%s", pf);
+    snprintf(oldbin, sizeof(oldbin), "%s.oldbin", pf);
+    pid_t other = pt_pidfile_master(oldbin, err, sizeof(err));
+    if (other > 0) {
+        pt_log(PT_LOG_ERR, "binary upgrade ignored: the old master of an earlier upgrade "
+               "(pid %d, %s) still runs; stop it first", (int) other, oldbin);
+        return;
+    }
+    /* The new master locks a fresh file at the usual path; ours, with its lock, moves. */
+    if (pt_pidfile_rename(oldbin, err, sizeof(err)) != PT_OK) {
+        pt_log(PT_LOG_ERR, "binary upgrade failed: %s", err);
+        return;
+    }
+    pid_t pid = pt_upgrade_exec(gens->cycle.listen_fds, gens->cycle.conf->nlisteners);
+    if (pid < 0) {
+        pt_log_errno(PT_LOG_ERR, errno, "binary upgrade failed: fork()");
+        if (pt_pidfile_rename(upgrade_pidfile, err, sizeof(err)) != PT_OK)
+            pt_log(PT_LOG_ERR, "binary upgrade: %s", err);
+        return;
+    }
+    upgrade_pid = pid;
+    pt_log(PT_LOG_NOTICE, "binary upgrade: new master started (pid %d); this one (pid %d, "
+           "pid file %s) serves on until it is told to stop (QUIT)", (int) pid,
+           (int) getpid(), oldbin);
+}
+
+/* SIGWINCH, during a binary upgrade: this master's workers stop gracefully and are not
+ * replaced; the master stays, with its sockets, so that a HUP starts workers again should
+ * the new binary have to be rolled back. */
+static void stop_workers(void)
+{
+    if (upgrade_pid == 0) {
+        pt_log(PT_LOG_NOTICE, "SIGWINCH ignored: it stops the workers only during a binary "
+               "upgrade");
+        return;
+    }
+    uint64_t now = now_ms();
+    for (gen *g = gens; g; g = g->next) {
+        if (g->retiring)
+            continue;
+        g->retiring = true;
+        g->kill_at = now + g->cycle.conf->limits.drain_timeout_ms + KILL_GRACE_MS;
+        signal_workers(g, SIGQUIT, true);
+        pt_log(PT_LOG_NOTICE, "generation %u: %u workers told to stop; the new master "
+               "(pid %d) serves", g->cycle.generation, g->alive, (int) upgrade_pid);
+    }
+}
+
 static void reopen(void)
 {
     pt_log(PT_LOG_NOTICE, "reopening log files");
@@ -696,6 +788,7 @@ static int signals_setup(void)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGUSR1);
     sigaddset(&set, SIGUSR2);
+    sigaddset(&set, SIGWINCH);
     if (sigprocmask(SIG_BLOCK, &set, NULL) < 0) {
         pt_log_errno(PT_LOG_EMERG, errno, "sigprocmask() failed");
         return PT_ERROR;
@@ -714,7 +807,7 @@ static int signals_setup(void)
 static void handle_signals(void)
 {
     struct signalfd_siginfo si[16];
-    bool hup = false, usr1 = false;
+    bool hup = false, usr1 = false, usr2 = false;
     ssize_t n;
 
     /* Several HUPs read at once make one reload. */
@@ -741,12 +834,18 @@ static void handle_signals(void)
                 stop(MASTER_TERMINATING);
                 break;
             case SIGUSR2:
-                pt_log(PT_LOG_NOTICE, "binary upgrade is not supported yet");
+                usr2 = true;
+                break;
+            case SIGWINCH:
+                if (state == MASTER_RUNNING)
+                    stop_workers();
                 break;
             }
         }
     }
     reap();
+    if (usr2)
+        upgrade();
     if (hup)
         reload();
     if (usr1 && state == MASTER_RUNNING)
@@ -773,6 +872,7 @@ static void master_cleanup(void)
     sig_fd = -1;
     free(cmdline);
     cmdline = NULL;
+    pt_upgrade_free_argv();
 }
 
 int pt_master_run(pt_cycle *cy)

@@ -140,6 +140,25 @@ int pt_pidfile_move(const char *path, pid_t pid, char *err, size_t errlen)
     return PT_OK;
 }
 
+int pt_pidfile_rename(const char *path, char *err, size_t errlen)
+{
+    if (held_fd < 0) {
+        snprintf(err, errlen, "no pid file held");
+        return PT_ERROR;
+    }
+    if (strlen(path) >= sizeof(held_path)) {
+        snprintf(err, errlen, "pid file path \"%s\" is too long", path);
+        return PT_ERROR;
+    }
+    if (rename(held_path, path) < 0) {
+        snprintf(err, errlen, "cannot rename pid file %s to %s: %s", held_path, path,
+                 strerror(errno));
+        return PT_ERROR;
+    }
+    snprintf(held_path, sizeof(held_path), "%s", path);
+    return PT_OK;
+}
+
 void pt_pidfile_remove(void)
 {
     if (held_fd < 0)

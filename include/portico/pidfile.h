@@ -14,6 +14,9 @@ int   pt_pidfile_lock(const char *path, pid_t *holder, char *err, size_t errlen)
 int   pt_pidfile_write(pid_t pid, char *err, size_t errlen);
 /* A reload named another pid file: takes and writes the new one, then drops the old. */
 int   pt_pidfile_move(const char *path, pid_t pid, char *err, size_t errlen);
+/* Binary upgrade: renames the held file (its lock goes with it), so a new master can
+ * create and lock a fresh one at the old path. */
+int   pt_pidfile_rename(const char *path, char *err, size_t errlen);
 /* The master's exit: unlinks and closes the held file. */
 void  pt_pidfile_remove(void);
 /* A child after fork: closes its copy of the descriptor; the lock stays with the master. */
