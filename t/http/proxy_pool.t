@@ -214,7 +214,21 @@ is_((bodies.count(b"A\n"), bodies.count(b"B\n")), (6, 2), "weights 3 and 1: 6 an
 is_((wa.accepted, wb.accepted), (1, 1), "each server's connection is pooled and reused")
 ok(bodies[:4].count(b"B\n") == 1, "smooth: one B within the first four")
 
-is_(echo.errors + echo0.errors + second.errors + first_only.errors, [], "the origins saw only well-formed requests")
+# --- large uploads: the origin connection goes back to the pool after each ------------------------------
+sink = Origin.echo(store_body=False)
+p.reload(proxy_config(ups + [upstream("sink", [sink.address])], [proxy_route("sink", "/sink/")] + routes))
+p.wait_log(r"reload finished")
+up_body = b"u" * (4 << 20)
+with p.connect() as c:
+    st = []
+    for i in range(5):
+        c.send(build_request("POST", "/sink/%d" % i, body=up_body))
+        st.append(c.read_response(timeout=20).status)
+        time.sleep(0.05)                    # the connection sits in the pool a moment
+is_((st, sink.accepted), ([200] * 5, 1), "five 4 MiB uploads in a row: one origin connection, reused each time")
+
+is_(echo.errors + echo0.errors + second.errors + first_only.errors + sink.errors, [],
+    "the origins saw only well-formed requests")
 p.stop()
 
 # --- two workers: a pool each ------------------------------------------------------------------------------
