@@ -30,6 +30,9 @@ static char  exe_path[PATH_MAX];
 static char **saved_argv;
 
 static pt_inherited_fd inherited[PT_MAX_INHERITED];
+
+/* The environment entry unsetenv() dropped (it may be an allocated copy: see above) */
+char *pt_upgrade_env_entry;
 static unsigned        ninherited;
 
 void pt_upgrade_save_argv(int argc, char **argv)
@@ -104,7 +107,13 @@ unsigned pt_upgrade_inherit(void)
     if (v == NULL)
         return 0;
     char *copy = strdup(v);
-    unsetenv(ENV_NAME);                 /* our own workers and upgrades must not see it */
+    /* Our workers and our own upgrades must not see it. The string may be one the process
+     * title code copied: keep a pointer to it, it is not ours to free. */
+    extern char **environ;
+    for (char **e = environ; *e; e++)
+        if (strncmp(*e, ENV_NAME "=", sizeof(ENV_NAME)) == 0)
+            pt_upgrade_env_entry = *e;
+    unsetenv(ENV_NAME);
     if (copy == NULL)
         return 0;
     for (char *save = NULL, *tok = strtok_r(copy, ";", &save); tok;

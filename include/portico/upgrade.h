@@ -32,6 +32,7 @@ unsigned pt_upgrade_inherit(void);
 int   pt_upgrade_take(const struct sockaddr_storage *addr, socklen_t len,
                       bool (*same)(const struct sockaddr_storage *, socklen_t,
                                    const struct sockaddr_storage *, socklen_t));
+extern char *pt_upgrade_env_entry;
 /* Closes the inherited sockets the configuration no longer lists. */
 void  pt_upgrade_close_unused(void);
 
