@@ -32,6 +32,7 @@
 #include "portico/conf.h"
 #include "portico/log.h"
 #include "portico/module.h"
+#include "portico/notify.h"
 #include "portico/pidfile.h"
 #include "portico/process.h"
 #include "portico/shm.h"
@@ -414,6 +415,8 @@ static void upgrade_ended(int st)
     upgrade_pid = 0;
     if (pt_pidfile_rename(upgrade_pidfile, err, sizeof(err)) != PT_OK)
         pt_log(PT_LOG_ERR, "binary upgrade: %s", err);
+    if (state == MASTER_RUNNING)
+        pt_notify("MAINPID=%d\nREADY=1", (int) getpid());
 }
 
 static void reap(void)
@@ -511,7 +514,16 @@ static int modules_master_init(pt_cycle *cy)
     return PT_OK;
 }
 
+static void reload_configuration(void);
+
 static void reload(void)
+{
+    reload_configuration();
+    if (state == MASTER_RUNNING)
+        pt_notify("READY=1");           /* done, whether it worked or not */
+}
+
+static void reload_configuration(void)
 {
     gen *cur = gens;
     char err[1024];
@@ -521,6 +533,7 @@ static void reload(void)
         return;
     }
     pt_log(PT_LOG_NOTICE, "reload: reading %s", cur->cycle.conf_path);
+    pt_notify("RELOADING=1");
 
     pt_conf *nc = pt_conf_load(cur->cycle.conf_path, err, sizeof(err));
     if (nc == NULL) {
@@ -711,6 +724,8 @@ static void stop(master_state how)
     }
     state = how;
     stop_kill_at = now_ms() + wait;
+    if (upgrade_pid == 0)               /* else the new master is the service now */
+        pt_notify("STOPPING=1");
     pt_log(PT_LOG_NOTICE, "%s: stopping %u workers", how == MASTER_QUITTING
            ? "graceful shutdown" : "fast shutdown", alive_total());
     signal_workers(NULL, how == MASTER_QUITTING ? SIGQUIT : SIGTERM, true);
@@ -910,6 +925,9 @@ int pt_master_run(pt_cycle *cy)
     pt_log(PT_LOG_NOTICE, "portico %s started: pid %d, %u workers, configuration %s",
            PT_VERSION, (int) getpid(), conf_workers(g->cycle.conf), g->cycle.conf_path);
     start_workers(g);
+    /* MAINPID: after a binary upgrade the service manager follows the new master */
+    pt_notify("READY=1\nMAINPID=%d\nSTATUS=%u workers", (int) getpid(),
+              conf_workers(g->cycle.conf));
 
     for (;;) {
         int timeout = run_timers();
