@@ -31,8 +31,15 @@ def read_pid(path):
 
 def masters_workers(pid, n, timeout=10):
     """Wait until master pid has n worker children (portico worker processes)."""
+    def is_worker(c):
+        try:
+            with open("/proc/%d/cmdline" % c, "rb") as f:
+                return b"worker" in f.read()
+        except OSError:
+            return False                    # gone meanwhile
+
     def workers():
-        return [c for c in proc_children(pid) if b"worker" in open("/proc/%d/cmdline" % c, "rb").read()]
+        return [c for c in proc_children(pid) if is_worker(c)]
     wait_for(lambda: len(workers()) == n, timeout)
     return workers()
 
