@@ -17,7 +17,12 @@
 #define PT_FREE_POOLS  64
 #define PT_POOL_CHUNK  8192
 
+#define PT_FREE_OUT    64
 static char    *free_bufs[PT_FREE_BUFS];
+static pt_out_block *free_out[PT_FREE_OUT];
+static unsigned nfree_out;
+
+static void out_block_put(pt_out *o);
 static unsigned nfree_bufs;
 static pt_pool *free_pools[PT_FREE_POOLS];
 static unsigned nfree_pools;
@@ -42,22 +47,22 @@ static void conn_free(pt_defer *d)
 static void peer_text(pt_conn *c)
 {
     const void *a;
-    if (c->peer.ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *) &c->peer;
+    if (c->peer.sa.sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = &c->peer.in6;
         a = &s6->sin6_addr;
         if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
             inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], c->peer_ip, sizeof(c->peer_ip));
             c->peer_ip_len = (unsigned) strlen(c->peer_ip);
             return;
         }
-    } else if (c->peer.ss_family == AF_INET) {
-        a = &((const struct sockaddr_in *) &c->peer)->sin_addr;
+    } else if (c->peer.sa.sa_family == AF_INET) {
+        a = &c->peer.in4.sin_addr;
     } else {
         strcpy(c->peer_ip, "unix");
         c->peer_ip_len = 4;
         return;
     }
-    if (inet_ntop(c->peer.ss_family, a, c->peer_ip, sizeof(c->peer_ip)) == NULL)
+    if (inet_ntop(c->peer.sa.sa_family, a, c->peer_ip, sizeof(c->peer_ip)) == NULL)
         strcpy(c->peer_ip, "?");
     c->peer_ip_len = (unsigned) strlen(c->peer_ip);
 }
@@ -153,11 +158,8 @@ void pt_conn_release_idle(pt_conn *c)
     if (c->in.start && c->in.pos == c->in.last)
         release_in(c);
     release_pool(c);
-    if (c->out.pending == 0) {
-        free(c->out.scratch);
-        c->out.scratch = NULL;
-        c->out.scratch_len = c->out.scratch_cap = 0;
-    }
+    if (c->out.pending == 0)
+        out_block_put(&c->out);
 }
 
 void pt_conn_free_lists_trim(void)
@@ -166,6 +168,8 @@ void pt_conn_free_lists_trim(void)
         free(free_bufs[--nfree_bufs]);
     while (nfree_pools)
         pt_pool_destroy(free_pools[--nfree_pools]);
+    while (nfree_out)
+        free(free_out[--nfree_out]);
 }
 
 /* Moves the buffer to a bigger allocation. Strings of the request head point into it, so
@@ -246,11 +250,42 @@ ssize_t pt_conn_read(pt_conn *c)
     }
 }
 
+static int out_block_get(pt_out *o)
+{
+    if (o->iov)
+        return PT_OK;
+    pt_out_block *b = nfree_out ? free_out[--nfree_out] : malloc(sizeof(*b));
+    if (b == NULL)
+        return PT_ERROR;
+    o->iov = b->iov;
+    o->scratch = b->scratch;
+    o->first = o->n = 0;
+    o->scratch_len = 0;
+    return PT_OK;
+}
+
+static void out_block_put(pt_out *o)
+{
+    if (o->iov == NULL)
+        return;
+    pt_out_block *b = pt_container_of(o->iov, pt_out_block, iov);
+    if (nfree_out < PT_FREE_OUT)
+        free_out[nfree_out++] = b;
+    else
+        free(b);
+    o->iov = NULL;
+    o->scratch = NULL;
+    o->first = o->n = 0;
+    o->pending = o->scratch_len = 0;
+}
+
 int pt_out_add(pt_conn *c, const void *p, size_t n)
 {
     pt_out *o = &c->out;
     if (n == 0)
         return PT_OK;
+    if (o->iov == NULL && out_block_get(o) != PT_OK)
+        return PT_ERROR;
     if (o->n > 0) {
         struct iovec *lastv = &o->iov[o->n - 1];
         if ((const char *) lastv->iov_base + lastv->iov_len == p) {
@@ -277,13 +312,9 @@ int pt_out_add(pt_conn *c, const void *p, size_t n)
 char *pt_out_small(pt_conn *c, size_t n)
 {
     pt_out *o = &c->out;
-    if (o->scratch == NULL) {
-        o->scratch_cap = 256;
-        o->scratch = malloc(o->scratch_cap);
-        if (o->scratch == NULL)
-            return NULL;
-    }
-    if (o->scratch_len + n > o->scratch_cap)
+    if (o->iov == NULL && out_block_get(o) != PT_OK)
+        return NULL;
+    if (o->scratch_len + n > PT_OUT_SCRATCH)
         return c->req ? pt_palloc(c->req->pool, n) : NULL;
     char *p = o->scratch + o->scratch_len;
     o->scratch_len += n;
@@ -360,8 +391,7 @@ void pt_conn_close(pt_conn *c)
     c->req = NULL;
     release_pool(c);
     release_in(c);
-    free(c->out.scratch);
-    c->out.scratch = NULL;
+    out_block_put(&c->out);
     pt_worker_conn_closed(c);
     pt_defer_add(pt_loop_cur, &c->free_later);
 }

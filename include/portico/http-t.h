@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 #include <sys/uio.h>
 
 #include "portico/buf-t.h"
@@ -27,17 +28,24 @@ typedef struct pt_listener {
 
 /* Output waiting for the socket: iovecs into memory that stays valid until written
  * (the connection's scratch, config strings, a module's buffer it does not touch until
- * its on_write callback runs). */
-#define PT_OUT_IOV 16
+ * its on_write callback runs). The iovecs and the scratch are one block, taken from a
+ * per-worker free list when output is first queued and given back when the connection
+ * goes idle with nothing pending, so an idle connection does not carry them. */
+#define PT_OUT_IOV     16
+#define PT_OUT_SCRATCH 256
+
+typedef struct pt_out_block {
+    struct iovec iov[PT_OUT_IOV];
+    char         scratch[PT_OUT_SCRATCH];   /* heads, chunk-size lines */
+} pt_out_block;
 
 typedef struct pt_out {
-    struct iovec iov[PT_OUT_IOV];
-    unsigned     first;       /* first iovec not fully written */
-    unsigned     n;           /* iovecs in use */
-    size_t       pending;     /* bytes not yet written */
-    char        *scratch;     /* heads, chunk-size lines: reset when the queue empties */
-    size_t       scratch_len;
-    size_t       scratch_cap;
+    struct iovec *iov;        /* NULL: no block (nothing queued since idle) */
+    char         *scratch;    /* the block's scratch; reset when the queue empties */
+    unsigned      first;      /* first iovec not fully written */
+    unsigned      n;          /* iovecs in use */
+    size_t        pending;    /* bytes not yet written */
+    size_t        scratch_len;
 } pt_out;
 
 typedef enum pt_conn_state {
@@ -66,10 +74,14 @@ struct pt_conn {
     pt_request        *req;
     uint64_t           requests;     /* served on this connection */
     uint64_t           linger_until;
-    struct sockaddr_storage peer;
+    union {                          /* the client's address (binary), 28 bytes not 128 */
+        struct sockaddr     sa;
+        struct sockaddr_in  in4;
+        struct sockaddr_in6 in6;
+    } peer;
     socklen_t          peerlen;
-    char               peer_ip[48];  /* textual client address, for logs and X-Forwarded-For */
     unsigned           peer_ip_len;
+    char               peer_ip[48];  /* textual client address, for logs and X-Forwarded-For */
     pt_conn           *prev, *next;  /* the worker's list of open connections */
     pt_defer           free_later;
     pt_defer           step;         /* finish the request outside the handlers' stack */
