@@ -80,16 +80,7 @@ r = slow_c.read_response(timeout=10)
 is_((r.status, r.body, r.header("X-Gen")), (200, b"slow\n", "1"),
     "the request waiting on the slow origin completes, from generation 1")
 slow_c.close()
-while True:
-    d = big_c.sock.recv(1 << 20)
-    if not d:
-        break
-    data += d
-    head_end = data.find(b"\r\n\r\n")
-    if head_end >= 0 and len(data) - head_end - 4 >= BIG:
-        break
-head_end = data.find(b"\r\n\r\n")
-body = bytes(data[head_end + 4:])
+body = read_raw_body(big_c.sock, BIG, data, timeout=60)
 is_((len(body), hashlib.sha256(body).hexdigest()), (BIG, pattern_sha256(BIG)),
     "the 64 MiB download in progress completes across three reloads, every byte")
 big_c.close()

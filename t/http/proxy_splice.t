@@ -53,22 +53,7 @@ with p.connect() as c:
 # --- a slow reader --------------------------------------------------------------------------
 with p.connect(rcvbuf=8192) as c:
     c.send(build_request("GET", "/slow"))
-    data = bytearray()
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 20:
-        try:
-            d = c.sock.recv(4096)
-        except OSError:
-            break
-        if not d:
-            break
-        data += d
-        head_end = data.find(b"\r\n\r\n")
-        if head_end >= 0 and len(data) - head_end - 4 >= SIZE:
-            break
-        time.sleep(0.001)
-    head_end = data.find(b"\r\n\r\n")
-    body = bytes(data[head_end + 4:])
+    body = read_raw_body(c.sock, SIZE, piece=4096, pause=0.001)
     is_((len(body), hashlib.sha256(body).hexdigest()), (SIZE, want),
         "a client reading 4 KiB at a time through an 8 KiB window gets every byte")
 

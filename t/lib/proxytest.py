@@ -19,7 +19,7 @@ from portico_test import *
 from portico_test import __all__ as _pt_all
 from origin import Origin, OriginRequest, response_bytes, pattern_sha256, wants_close
 
-__all__ = list(_pt_all) + [
+__all__ = list(_pt_all) + ["read_raw_body",
     "Origin", "OriginRequest", "response_bytes", "pattern_sha256", "wants_close",
     "PROXY_LIMITS", "upstream", "proxy_route", "proxy_config", "the_worker", "worker_fds",
     "wait_fds", "conn_tokens", "headers_of", "request_fields", "blackhole", "origin_head",
@@ -242,3 +242,26 @@ class blackhole:
             self.sock.close()
         except OSError:
             pass
+
+
+def read_raw_body(sock, size, data=b"", piece=1 << 20, pause=0.0, timeout=20.0):
+    """Reads one response off a raw socket (data: what was read of it already) until its
+    body has `size` bytes, EOF or timeout; returns the body bytes (the head dropped).
+    piece and pause: how much a recv takes and how long to wait between (a slow reader)."""
+    data = bytearray(data)
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        head_end = data.find(b"\r\n\r\n")
+        if head_end >= 0 and len(data) - head_end - 4 >= size:
+            break
+        try:
+            d = sock.recv(piece)
+        except OSError:
+            break
+        if not d:
+            break
+        data += d
+        if pause:
+            time.sleep(pause)
+    head_end = data.find(b"\r\n\r\n")
+    return bytes(data[head_end + 4:]) if head_end >= 0 else b""
