@@ -304,13 +304,17 @@ int pt_upconn_connected(pt_upconn *uc)
 {
     if (uc->connected)
         return PT_OK;
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(uc->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-        err = errno;
-    if (err) {
-        errno = err;
-        return PT_ERROR;
+    /* A failed connect is reported with EPOLLERR (peer_closed): only then ask why. Not
+     * asking on success saves a getsockopt() per new origin connection. */
+    if (uc->peer_closed) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(uc->io.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+            err = errno;
+        if (err) {
+            errno = err;
+            return PT_ERROR;
+        }
     }
     if (!uc->writable)
         return PT_AGAIN;
