@@ -127,9 +127,15 @@ int *pt_listen_open(pt_conf *conf, pt_conf *old, int *old_fds)
             if (fds[i] >= 0) {
                 pt_log(PT_LOG_NOTICE, "listener %s: socket %d inherited from the old master",
                        l->address, fds[i]);
-                if (listen(fds[i], l->backlog) < 0) {
-                    pt_log_errno(PT_LOG_EMERG, errno, "listen() on %s with backlog %d failed",
-                                 l->address, l->backlog);
+                /* what open_one() would have set: a blocking socket would hang a worker
+                 * in accept4() once another worker took the connection */
+                int on = 1, fl = fcntl(fds[i], F_GETFL);
+                if (fl < 0 || fcntl(fds[i], F_SETFL, fl | O_NONBLOCK) < 0
+                    || setsockopt(fds[i], IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) < 0
+                    || listen(fds[i], l->backlog) < 0) {
+                    pt_log_errno(PT_LOG_EMERG, errno, "inherited socket for %s: cannot set "
+                                 "it up (non-blocking, TCP_NODELAY, backlog %d)", l->address,
+                                 l->backlog);
                     goto fail;
                 }
                 continue;

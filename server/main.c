@@ -328,7 +328,7 @@ int main(int argc, char **argv)
     char *conf_path = strdup(path);
     if (conf_path == NULL)
         return 1;
-    pt_upgrade_save_argv(argc, argv);
+    pt_upgrade_init(argc, argv);
     pt_process_title_init(argc, argv);
     int rc = start(conf_path);
     free(conf_path);

@@ -514,15 +514,6 @@ static int modules_master_init(pt_cycle *cy)
     return PT_OK;
 }
 
-static void reload_configuration(void);
-
-static void reload(void)
-{
-    reload_configuration();
-    if (state == MASTER_RUNNING)
-        pt_notify("READY=1");           /* done, whether it worked or not */
-}
-
 static void reload_configuration(void)
 {
     gen *cur = gens;
@@ -623,6 +614,13 @@ fail:
     pt_listen_close(nc, g->cycle.listen_fds);
     pt_conf_free(nc);
     free(g);
+}
+
+static void reload(void)
+{
+    reload_configuration();
+    if (state == MASTER_RUNNING)
+        pt_notify("READY=1");           /* done, whether it worked or not */
 }
 
 /* SIGUSR2: start the binary at our own path as a new master, with our sockets. */
@@ -887,7 +885,7 @@ static void master_cleanup(void)
     sig_fd = -1;
     free(cmdline);
     cmdline = NULL;
-    pt_upgrade_free_argv();
+    pt_upgrade_free();
 }
 
 int pt_master_run(pt_cycle *cy)

@@ -26,17 +26,31 @@
 
 #define ENV_NAME "PORTICO_LISTEN_FDS"
 
-static char  exe_path[PATH_MAX];
-static char **saved_argv;
+#define MAX_INHERITED 256
 
-static pt_inherited_fd inherited[PT_MAX_INHERITED];
+typedef struct {
+    int                     fd;
+    struct sockaddr_storage addr;
+    socklen_t               addrlen;
+} inherited_fd;
 
-/* The environment entry unsetenv() dropped (it may be an allocated copy: see above) */
-char *pt_upgrade_env_entry;
-static unsigned        ninherited;
+static char          exe_path[PATH_MAX];
+static char        **saved_argv;
+static char         *env_fds;           /* PORTICO_LISTEN_FDS as we were started with */
+static inherited_fd  inherited[MAX_INHERITED];
+static unsigned      ninherited;
 
-void pt_upgrade_save_argv(int argc, char **argv)
+void pt_upgrade_init(int argc, char **argv)
 {
+    /* Taken out of the environment now, while its strings are still the original ones
+     * (the process title code copies them next): our workers and our own upgrades must
+     * not see it. */
+    const char *v = getenv(ENV_NAME);
+    if (v) {
+        env_fds = strdup(v);
+        unsetenv(ENV_NAME);
+    }
+
     ssize_t n = readlink("/proc/self/exe", exe_path, sizeof(exe_path) - 1);
     exe_path[n > 0 ? n : 0] = '\0';
     saved_argv = calloc((size_t) argc + 1, sizeof(char *));
@@ -54,8 +68,10 @@ void pt_upgrade_save_argv(int argc, char **argv)
     }
 }
 
-void pt_upgrade_free_argv(void)
+void pt_upgrade_free(void)
 {
+    free(env_fds);
+    env_fds = NULL;
     for (size_t i = 0; saved_argv && saved_argv[i]; i++)
         free(saved_argv[i]);
     free(saved_argv);
@@ -72,9 +88,9 @@ pid_t pt_upgrade_exec(const int *fds, unsigned n)
      * file (readlink added " (deleted)" only if it was removed before we started). */
     const char *path = exe_path[0] ? exe_path : saved_argv[0];
 
-    char list[PT_MAX_INHERITED * 12 + 1];
+    char list[MAX_INHERITED * 12 + 1];
     size_t off = 0;
-    for (unsigned i = 0; i < n && i < PT_MAX_INHERITED; i++) {
+    for (unsigned i = 0; i < n && i < MAX_INHERITED; i++) {
         if (fds[i] < 0)
             continue;
         int w = snprintf(list + off, sizeof(list) - off, "%s%d", off ? ";" : "", fds[i]);
@@ -103,20 +119,9 @@ pid_t pt_upgrade_exec(const int *fds, unsigned n)
 
 unsigned pt_upgrade_inherit(void)
 {
-    const char *v = getenv(ENV_NAME);
-    if (v == NULL)
+    if (env_fds == NULL)
         return 0;
-    char *copy = strdup(v);
-    /* Our workers and our own upgrades must not see it. The string may be one the process
-     * title code copied: keep a pointer to it, it is not ours to free. */
-    extern char **environ;
-    for (char **e = environ; *e; e++)
-        if (strncmp(*e, ENV_NAME "=", sizeof(ENV_NAME)) == 0)
-            pt_upgrade_env_entry = *e;
-    unsetenv(ENV_NAME);
-    if (copy == NULL)
-        return 0;
-    for (char *save = NULL, *tok = strtok_r(copy, ";", &save); tok;
+    for (char *save = NULL, *tok = strtok_r(env_fds, ";", &save); tok;
          tok = strtok_r(NULL, ";", &save)) {
         char *end;
         errno = 0;
@@ -125,12 +130,16 @@ unsigned pt_upgrade_inherit(void)
             pt_log(PT_LOG_WARN, "binary upgrade: ignoring \"%s\" in " ENV_NAME, tok);
             continue;
         }
+        if (ninherited == MAX_INHERITED) {
+            pt_log(PT_LOG_WARN, "binary upgrade: more than %d descriptors in " ENV_NAME
+                   "; descriptor %ld ignored", MAX_INHERITED, fd);
+            continue;
+        }
         int acc = 0, type = 0;
         socklen_t l1 = sizeof(acc), l2 = sizeof(type);
-        pt_inherited_fd *in = &inherited[ninherited];
+        inherited_fd *in = &inherited[ninherited];
         in->addrlen = sizeof(in->addr);
-        if (ninherited == PT_MAX_INHERITED
-            || getsockopt((int) fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l1) < 0 || !acc
+        if (getsockopt((int) fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &l1) < 0 || !acc
             || getsockopt((int) fd, SOL_SOCKET, SO_TYPE, &type, &l2) < 0
             || type != SOCK_STREAM
             || getsockname((int) fd, (struct sockaddr *) &in->addr, &in->addrlen) < 0) {
@@ -142,7 +151,8 @@ unsigned pt_upgrade_inherit(void)
         in->fd = (int) fd;
         ninherited++;
     }
-    free(copy);
+    free(env_fds);
+    env_fds = NULL;
     return ninherited;
 }
 

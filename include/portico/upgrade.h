@@ -7,18 +7,10 @@
 
 #include "portico/core.h"
 
-#define PT_MAX_INHERITED 256
-
-typedef struct {
-    int                     fd;
-    struct sockaddr_storage addr;
-    socklen_t               addrlen;
-} pt_inherited_fd;
-
-/* From main(), before argv becomes the process title: the path and arguments to start
- * again. */
-void  pt_upgrade_save_argv(int argc, char **argv);
-void  pt_upgrade_free_argv(void);
+/* From main(), before argv and the environment become the process title: keeps the path
+ * and arguments to start again, and takes PORTICO_LISTEN_FDS out of the environment. */
+void  pt_upgrade_init(int argc, char **argv);
+void  pt_upgrade_free(void);
 
 /* The old master: forks and execs the binary with the listening sockets fds[0..n) (-1
  * entries skipped) left open and named in the environment. Returns the child's pid, -1
@@ -32,7 +24,6 @@ unsigned pt_upgrade_inherit(void);
 int   pt_upgrade_take(const struct sockaddr_storage *addr, socklen_t len,
                       bool (*same)(const struct sockaddr_storage *, socklen_t,
                                    const struct sockaddr_storage *, socklen_t));
-extern char *pt_upgrade_env_entry;
 /* Closes the inherited sockets the configuration no longer lists. */
 void  pt_upgrade_close_unused(void);
 

@@ -203,6 +203,55 @@ is_((read_pid(q.pid_path), os.path.exists(q.pid_path + ".oldbin")), (q.pid, Fals
 is_(q.get("/", host="x").body, b"q\n", "...and serves")
 q.stop()
 
+
+# --- WINCH outside an upgrade: ignored ------------------------------------------------------------------------
+q = Portico(conf("w"))
+mark = q.log_mark()
+ws = masters_workers(q.pid, 2)
+os.kill(q.pid, signal.SIGWINCH)
+ok(q.wait_log(r"SIGWINCH ignored: it stops the workers only during a binary upgrade", 5, mark),
+   "WINCH with no upgrade in progress: ignored, logged")
+is_((sorted(masters_workers(q.pid, 2)), q.get("/", host="x").body), (sorted(ws), b"w\n"),
+    "...the same workers serve on")
+q.stop()
+
+# --- the new master's side: what PORTICO_LISTEN_FDS names is checked, not trusted --------------------------
+import socket as so
+keep = so.socket()
+keep.setsockopt(so.SOL_SOCKET, so.SO_REUSEADDR, 1)
+keep.bind(("127.0.0.1", 0))
+keep.listen(16)
+kport = keep.getsockname()[1]
+drop = so.socket()
+drop.bind(("127.0.0.1", 0))
+drop.listen(16)
+dport = drop.getsockname()[1]
+plain = so.socket()                                  # not listening
+early = so.create_connection(("127.0.0.1", kport))   # queued on the socket before portico runs
+early.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+fds = [keep.fileno(), drop.fileno(), plain.fileno()]
+env = dict(os.environ, PORTICO_LISTEN_FDS="%d;%d;%d;abc;1" % tuple(fds))
+n = Portico(conf("n").replace("127.0.0.1:{port}", "127.0.0.1:%d" % kport), env=env, pass_fds=fds)
+log = n.error_log()
+like(log, r"binary upgrade: 2 listening sockets inherited", "started with PORTICO_LISTEN_FDS: the 2 listening sockets taken")
+like(log, r"listener 127\.0\.0\.1:%d: socket %d inherited from the old master" % (kport, fds[0]),
+     "...the one the configuration lists is adopted")
+like(log, r"inherited socket %d is not in the configuration; closed" % fds[1], "...the other closed")
+like(log, r"descriptor %d is not a listening socket; ignored" % fds[2], "...a socket that is not listening: ignored")
+ok(re.search(r'ignoring "abc"', log) and re.search(r'ignoring "1"', log), "...garbage and stdio numbers: ignored")
+early.settimeout(5)
+ok(early.recv(4096).startswith(b"HTTP/1.1 200 OK"), "a connection queued on the socket before start is answered")
+early.close()
+keep.close(); drop.close(); plain.close()
+is_(n.get("/", host="x", port=kport).body, b"n\n", "the adopted socket serves once the test's own copy is closed")
+try:
+    so.create_connection(("127.0.0.1", dport), timeout=2).close()
+    refused = False
+except OSError:
+    refused = True
+ok(refused, "the closed one refuses connections")
+n.stop()
+
 bad = [l for l in p.error_log().splitlines()
        if re.search(r"killed by signal|\[(alert|emerg)\]", l) and "binary upgrade: the new master" not in l]
 is_(bad, [], "no crash and no alert besides the ends of the new masters")

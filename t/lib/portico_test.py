@@ -305,7 +305,7 @@ class Portico:
     """
 
     def __init__(self, conf, vars=None, start=True, wait_ports=None, args=(), env=None,
-                 start_timeout=START_TIMEOUT, bin=None):
+                 start_timeout=START_TIMEOUT, bin=None, pass_fds=()):
         self.bin = bin or portico_bin()
         self.tmp = tempfile.mkdtemp(prefix="portico-t-")
         os.chmod(self.tmp, 0o755)   # workers may run as another user
@@ -322,6 +322,7 @@ class Portico:
         self.exit_status = None
         self.args = list(args)
         self.env = env
+        self.pass_fds = tuple(pass_fds)     # descriptors the master inherits
         self.start_timeout = start_timeout
         self._known_workers = set()
         self.write_config(conf)
@@ -394,7 +395,8 @@ class Portico:
         self._stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen([self.bin, "-c", self.conf_path] + self.args,
                                      stdin=subprocess.DEVNULL, stdout=self._stderr,
-                                     stderr=self._stderr, cwd=self.tmp, env=self.env)
+                                     stderr=self._stderr, cwd=self.tmp, env=self.env,
+                                     pass_fds=self.pass_fds)
         self.pid = self.proc.pid
         self.wait_ready()
         return self
