@@ -16,16 +16,15 @@
 #define PT_FREE_BUFS   64
 #define PT_FREE_POOLS  64
 #define PT_POOL_CHUNK  8192
-
 #define PT_FREE_OUT    64
 static char    *free_bufs[PT_FREE_BUFS];
+static unsigned nfree_bufs;
+static pt_pool *free_pools[PT_FREE_POOLS];
+static unsigned nfree_pools;
 static pt_out_block *free_out[PT_FREE_OUT];
 static unsigned nfree_out;
 
 static void out_block_put(pt_out *o);
-static unsigned nfree_bufs;
-static pt_pool *free_pools[PT_FREE_POOLS];
-static unsigned nfree_pools;
 
 static void conn_io(pt_io *io, uint32_t events)
 {

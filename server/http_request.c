@@ -509,7 +509,10 @@ void pt_http_conn_event(pt_conn *c, uint32_t events)
     pt_request *r = c->req;
     if (r == NULL)
         return;
-    if (c->out.pending && c->writable) {
+    /* Queued output, or a spliced body waiting for room (nothing queued: the flush is a
+     * no-op), can go on once the socket takes more. */
+    if ((c->out.pending || r->wait_writable) && c->writable) {
+        r->wait_writable = false;
         int f = pt_conn_flush(c);
         if (f == PT_ERROR) {
             pt_http_abort(r, "client connection failed while sending the response");
@@ -533,14 +536,6 @@ void pt_http_conn_event(pt_conn *c, uint32_t events)
         } else {
             pt_conn_set_timer(c, pt_wconf->limits.send_timeout_ms);
         }
-    }
-    if (r->wait_writable && c->writable && c->out.pending == 0) {
-        r->wait_writable = false;       /* a spliced body can go on */
-        pt_conn_set_timer(c, 0);
-        if (r->on_write)
-            r->on_write(r);
-        if (c->state != PT_CONN_ACTIVE || c->req != r)
-            return;
     }
     if (c->readable) {
         if (r->body_discard) {

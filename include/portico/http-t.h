@@ -137,8 +137,8 @@ struct pt_request {
     bool             shut_wr;          /* tunnel: half-close once output drains */
     bool             wait_writable;    /* spliced body: on_write when the socket drains */
     uint64_t         bytes_sent;       /* whole response on the wire, for the log */
-    size_t           resp_head_len;
-    uint64_t         resp_body_queued; /* body bytes handed to the socket queue */    /* bytes of the response head (body = sent - head) */
+    size_t           resp_head_len;    /* bytes of the response head (body = sent - head) */
+    uint64_t         resp_body_queued; /* body bytes handed to the socket (queue or splice) */
 
     /* for the access log */
     const char      *error_reason;     /* why the core or a module refused or failed it */

@@ -141,17 +141,13 @@ is_((r.status, r.header("X-A"), r.body), (200, "1", b"abcd"),
 # --- connect timeout ---------------------------------------------------------------------------------------
 if bh.works:
     mark = p.log_mark()
-    t0 = time.monotonic()
-    r = p.get("/bh/1")
-    took = time.monotonic() - t0
+    r, took = timed_get(p, "/bh/1")
     is_((r.status, r.body), (504, b"504 Gateway Timeout\n"), "connect does not complete within connect_timeout_ms: 504")
     ok(0.25 <= took < 3, "...after about 300 ms (%.2f s)" % took)
     ok(not shows_upstream(r), "the page shows no upstream address")
     ok(p.wait_log(r'upstream "bh" server 127\.0\.0\.1:%d: connect\(\) timed out.*request "GET /bh/1"' % bh.port, 2, mark),
        "error log: connect() timed out, with the server")
-    t0 = time.monotonic()
-    r = p.get("/bhfail/1")
-    took = time.monotonic() - t0
+    r, took = timed_get(p, "/bhfail/1")
     is_((r.status, r.body[:len(b"GET /bhfail/1")]), (200, b"GET /bhfail/1"),
         "connect timeout on the first server, retries = 1: answered by the second")
     ok(0.25 <= took < 3, "...after the first server's connect timeout (%.2f s)" % took)

@@ -6,7 +6,7 @@
 # touch the host's routing, the test re-runs itself in a network namespace of its own
 # (unshare -n, root only), where only lo is up, 10.255.0.0/16 is unreachable and
 # 10.254.0.0/16 is routed into lo, which drops the SYNs as not its own.
-import os, re, shutil, subprocess, sys, time
+import os, re, shutil, subprocess, sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
@@ -60,17 +60,14 @@ cmp_ok(len(re.findall(r'server 10\.255\.0\.1:80: connect\(\) failed \(113', p.er
 
 # --- a server whose connect never completes -----------------------------------------------------
 mark = p.log_mark()
-t0 = time.monotonic()
-r = p.get("/hang/x")
-took = time.monotonic() - t0
+r, took = timed_get(p, "/hang/x")
 is_((r.status, r.body), (504, b"504 Gateway Timeout\n"), "connect never completing, no other server: 504")
 ok(0.25 <= took < 2.5, "...after connect_timeout_ms (300 ms): %.2f s" % took)
 ok(p.wait_log(r'upstream "hang" server 10\.254\.0\.9:80: connect\(\) timed out.*request "GET /hang/x"', 2, mark),
    "...logged: connect() timed out, with the server")
-t0 = time.monotonic()
-st = [p.get("/hang2/%d" % i) for i in range(2)]
-took = time.monotonic() - t0
-is_([(r.status, r.body) for r in st], [(200, b"second\n")] * 2,
+st = [timed_get(p, "/hang2/%d" % i) for i in range(2)]
+is_([(r.status, r.body) for r, _ in st], [(200, b"second\n")] * 2,
     "first server silent, retries = 1: answered by the second")
+took = sum(t for _, t in st)
 ok(0.25 <= took < 3, "...one of the two waited for the connect timeout first (%.2f s for both)" % took)
 done_testing()

@@ -19,7 +19,7 @@ from portico_test import *
 from portico_test import __all__ as _pt_all
 from origin import Origin, OriginRequest, response_bytes, pattern_sha256, wants_close
 
-__all__ = list(_pt_all) + ["read_raw_body",
+__all__ = list(_pt_all) + ["read_raw_body", "timed_get",
     "Origin", "OriginRequest", "response_bytes", "pattern_sha256", "wants_close",
     "PROXY_LIMITS", "upstream", "proxy_route", "proxy_config", "the_worker", "worker_fds",
     "wait_fds", "conn_tokens", "headers_of", "request_fields", "blackhole", "origin_head",
@@ -265,3 +265,10 @@ def read_raw_body(sock, size, data=b"", piece=1 << 20, pause=0.0, timeout=20.0):
             time.sleep(pause)
     head_end = data.find(b"\r\n\r\n")
     return bytes(data[head_end + 4:]) if head_end >= 0 else b""
+
+
+def timed_get(p, target):
+    """p.get(target) and the seconds it took: (response, seconds)."""
+    t0 = time.monotonic()
+    r = p.get(target)
+    return r, time.monotonic() - t0
