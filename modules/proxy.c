@@ -111,6 +111,10 @@ static const pt_conf_key proxy_keys[] = {
       offsetof(proxy_route_conf, set_response), 0, 0, NULL },
     { "hide_response_headers", PT_SCOPE_ROUTE, pt_conf_set_str_list,
       offsetof(proxy_route_conf, hide_response), 0, 0, NULL },
+    { "request_buffering", PT_SCOPE_ROUTE, pt_conf_set_bool,
+      offsetof(proxy_route_conf, request_buffering), 0, 0, NULL },
+    { "request_buffer_size", PT_SCOPE_ROUTE, pt_conf_set_uint32,
+      offsetof(proxy_route_conf, request_buffer_size), 0, 67108864, NULL },
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
 
@@ -118,6 +122,8 @@ static int proxy_route_init(pt_conf_ctx *cx, pt_route *rt, void *conf)
 {
     proxy_route_conf *rc = conf;
     rc->preserve_host = true;
+    rc->request_buffering = true;
+    rc->request_buffer_size = 65536;
     return PT_OK;
 }
 
@@ -236,7 +242,8 @@ static void px_stop(proxy_ctx *px, bool reuse)
     px->state = PX_DONE;
     px_pipe_put(px);
     pt_timer_del(&pt_loop_cur->timers, &px->expect_timer);
-    px->r->upstream_ms = (int64_t) (pt_loop_cur->now - px->t_start);
+    if (px->t_start)                    /* 0: no origin was asked (body not read yet) */
+        px->r->upstream_ms = (int64_t) (pt_loop_cur->now - px->t_start);
     if (px->uc) {
         px->r->upstream_addr = (pt_str) { strlen(px->uc->server->addr_text),
                                           px->uc->server->addr_text };
@@ -367,6 +374,8 @@ static void px_start_exchange(proxy_ctx *px)
     px->resp_any = px->head_done = px->req_sent = px->write_failed = false;
     px->extra_bytes = false;
     px->expect_wait = false;
+    if (pt_http_body_rewind(px->r))
+        px->body_started = false;       /* a retry sends the body held in memory again */
     uq_reset(px);
     if (proxy_build_request(px) != PT_OK) {
         px_fail(px, 500, ENOMEM, "no memory for the request head");
@@ -468,7 +477,7 @@ static void px_connect(proxy_ctx *px)
  * an idempotent one is safe anyway, and the origin closed before reading anything else. */
 static void px_closed_early(proxy_ctx *px, int err)
 {
-    bool safe = !px->body_started;
+    bool safe = !px->body_started || px->r->body_buffered;
     if (px->reused && !px->stale_retried && safe) {
         unsigned s = px->uc->server->index;
         px_log(px, PT_LOG_INFO, err, "pooled connection closed by the origin; retrying");
@@ -997,6 +1006,26 @@ static void px_up_event(pt_upconn *uc, uint32_t events)
     }
 }
 
+static void px_start(proxy_ctx *px)
+{
+    pt_request *r = px->r;
+    px->t_start = pt_loop_cur->now;
+    r->on_body = px_on_client_body;
+    r->on_write = px_on_client_write;
+    px_connect(px);
+}
+
+static void px_body_ready(pt_request *r, int rc)
+{
+    proxy_ctx *px = pt_req_ctx(r, pt_proxy_module);
+    if (rc != PT_OK) {
+        px->state = PX_DONE;
+        pt_http_finalize(r, r->status >= 400 ? (int) r->status : 400);
+        return;
+    }
+    px_start(px);
+}
+
 static int proxy_content(pt_request *r)
 {
     proxy_route_conf *rc = pt_route_conf(r->route, pt_proxy_module);
@@ -1008,13 +1037,21 @@ static int proxy_content(pt_request *r)
     px->r = r;
     px->rc = rc;
     px->up = rc->up;
-    px->t_start = pt_loop_cur->now;
     pt_timer_init(&px->expect_timer, px_expect_fire, px);
     pt_req_set_ctx(r, pt_proxy_module, px);
     r->on_abort = px_on_abort;
-    r->on_body = px_on_client_body;
-    r->on_write = px_on_client_write;
-    px_connect(px);
+    if (rc->request_buffering && pt_http_body_pending(r)) {
+        /* A body that fits is read whole before an origin is chosen: a slow client then
+         * holds no origin connection, and the body can be sent again on a retry. */
+        int b = pt_http_buffer_body(r, rc->request_buffer_size, px_body_ready);
+        if (b == PT_AGAIN)
+            return PT_AGAIN;
+        if (b == PT_ERROR) {
+            px->state = PX_DONE;
+            return r->status >= 400 ? (int) r->status : 400;
+        }
+    }
+    px_start(px);
     return PT_AGAIN;
 }
 

@@ -21,6 +21,8 @@ typedef struct proxy_route_conf {
     config_setting_t  *upstream_setting;  /* for errors in conf_check */
     const pt_upstream *up;
     bool               preserve_host;
+    bool               request_buffering;
+    uint32_t           request_buffer_size;
     pt_header_list     set_request;
     pt_header_list     set_response;
     pt_str_list        hide_response;

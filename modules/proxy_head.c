@@ -176,17 +176,23 @@ int proxy_build_request(proxy_ctx *px)
     if (te_trailers)
         PUTS(p, "TE: trailers\r\n");
 
-    if (r->info.chunked) {
+    if (r->info.chunked && !r->body_buffered) {
         PUTS(p, "Transfer-Encoding: chunked\r\n");
         px->rechunk = true;
-    } else if (r->info.content_length >= 0) {
+    } else if (r->info.chunked || r->info.content_length >= 0) {
+        /* a chunked body read whole is sent with its length: origins that take no
+         * chunked requests then take it too */
         char num[24];
-        size_t nn = pt_fmt_u64(num, (uint64_t) r->info.content_length);
+        size_t nn = pt_fmt_u64(num, r->info.chunked ? (uint64_t) r->body_buf_len
+                                                    : (uint64_t) r->info.content_length);
         PUTS(p, "Content-Length: ");
         PUT(p, num, nn);
         PUTS(p, "\r\n");
     }
-    if (r->info.expect_continue && r->body_state == PT_RB_PENDING) {
+    /* Expect goes on only when the client still waits for a 100: with its body already
+     * here (sent with the head, or read whole) waiting for the origin's 100 only delays */
+    if (r->info.expect_continue && r->body_state == PT_RB_PENDING
+        && r->conn->in.pos == r->conn->in.last) {
         PUTS(p, "Expect: 100-continue\r\n");
         px->expect_wait = true;
     }

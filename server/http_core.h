@@ -46,6 +46,9 @@ void pt_http_request_done(pt_request *r);
 void pt_http_abort(pt_request *r, const char *why);
 void pt_http_init_worker(void);
 
+/* http_body.c */
+bool pt_http_body_too_slow(const pt_request *r);   /* under client_body_min_rate */
+
 /* http_response.c */
 int  pt_http_send_error(pt_request *r, unsigned status);
 void pt_http_filters_init(void);

@@ -439,7 +439,9 @@ static void on_timeout(pt_conn *c)
                 pt_defer_add(pt_loop_cur, &c->step);
                 return;
             }
-            pt_http_refuse(c, r, 408, "client sent the request body too slowly");
+            pt_http_refuse(c, r, 408, pt_http_body_too_slow(r)
+                                      ? "client sent the request body below client_body_min_rate"
+                                      : "client sent the request body too slowly");
             return;
         }
         return;

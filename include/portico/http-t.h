@@ -120,6 +120,18 @@ struct pt_request {
     bool             body_discard;     /* the core is reading and dropping the rest */
     const char      *body_unread;      /* slice handed back by pt_http_unread_body */
     size_t           body_unread_len;
+    uint64_t         body_wait_ms;     /* time spent waiting for the client's body bytes */
+    uint64_t         body_wait_since;  /* monotonic ms of the last PT_AGAIN; 0: not waiting */
+
+    /* the body held in memory (pt_http_buffer_body) */
+    char            *body_buf;
+    size_t           body_buf_len;     /* bytes held */
+    size_t           body_buf_cap;     /* 0: body_buf points into the connection's buffer */
+    size_t           body_buf_off;     /* handed out by read_body so far */
+    size_t           body_buf_max;
+    bool             body_buffering;   /* being read into body_buf */
+    bool             body_buffered;    /* body_buf holds the whole body */
+    void           (*body_buffered_fn)(pt_request *r, int rc);
 
     /* response */
     unsigned         status;

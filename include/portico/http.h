@@ -50,6 +50,18 @@ int  pt_http_read_body(pt_request *r, const char **data, size_t *len);
  * next read_body returns exactly (data, n) again. */
 void pt_http_unread_body(pt_request *r, const char *data, size_t n);
 
+/* Reads the whole request body into memory (request buffering) before the handler goes
+ * on, when it is at most max bytes. PT_OK: done at once (the body was already here, or
+ * there is none); PT_AGAIN: reading: done(r, rc) runs from the event loop when the body
+ * is in memory (rc PT_OK) or failed (rc PT_ERROR, r->status 400/408/413); PT_DECLINED:
+ * Content-Length says it is bigger than max: nothing was read. A chunked body found to be
+ * bigger than max while reading ends the buffering too (PT_OK, r->body_buffered false):
+ * read_body then returns what was held and goes on reading from the client.
+ * Once r->body_buffered, read_body returns the body as one slice and
+ * pt_http_body_rewind starts it over (a retry can send it again). */
+int  pt_http_buffer_body(pt_request *r, size_t max, void (*done)(pt_request *r, int rc));
+bool pt_http_body_rewind(pt_request *r);
+
 /* After sending a 101 response: the connection becomes a byte tunnel. read_body then
  * returns raw client bytes (PT_DONE at the client's EOF), send_body writes raw bytes,
  * and on_body/on_write fire on readiness. Finalizing closes the connection. */

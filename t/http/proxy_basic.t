@@ -35,6 +35,7 @@ p = Portico(proxy_config(
                                      '{ name = "X-Forwarded-For"; value = ""; }, '
                                      '{ name = "x-real-ip"; value = "192.0.2.1"; }, '
                                      '{ name = "X-Forwarded-Proto"; value = "https"; } )'),
+     proxy_route("app", "/streamup", request_buffering=False),
      proxy_route("app", "/")]))
 PORTICO_SERVER = "portico/" + portico_version()
 HOP_RESPONSE = ["Connection", "Keep-Alive", "Proxy-Connection", "Upgrade", "Trailer", "TE",
@@ -124,8 +125,13 @@ is_(headers_of(last()), request_fields(host="a.example", extra=[("TE", "trailers
 
 r = p.get("/chunkedup", method="POST", headers=["Transfer-Encoding: chunked", "Connection: Transfer-Encoding"],
           body=chunked(b"abc", b"defg"))
+is_(headers_of(last()), request_fields(host="a.example", extra=[("Content-Length", "7")]),
+    "chunked request, buffered: sent with its Content-Length (Connection cannot remove the framing)")
+is_((last().chunked, last().body), (False, b"abcdefg"), "chunked request body read whole, de-chunked")
+r = p.get("/streamup", method="POST", headers=["Transfer-Encoding: chunked", "Connection: Transfer-Encoding"],
+          body=chunked(b"abc", b"defg"))
 is_(headers_of(last()), request_fields(host="a.example", extra=[("Transfer-Encoding", "chunked")]),
-    "chunked request: Transfer-Encoding: chunked to the origin (Connection cannot remove it)")
+    "chunked request, streamed: Transfer-Encoding: chunked to the origin (Connection cannot remove it)")
 is_((last().chunked, last().body), (True, b"abcdefg"), "chunked request body re-framed, decoded by the origin")
 
 # --- X-Forwarded-For, X-Real-IP, X-Forwarded-Proto, X-Forwarded-Host ------------------------------

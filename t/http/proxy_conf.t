@@ -22,6 +22,13 @@ def check(text, name):
 
 
 BAD = [
+    ("buffer-size", LISTEN + UP + "routes = (\n  { upstream = \"app\";\n    request_buffer_size = 100000000; }\n);\n",
+     5, r"key 'routes\[0\]\.request_buffer_size': 100000000 is out of range 0\.\.67108864",
+     "request_buffer_size over 64 MiB"),
+    ("buffering-type", LISTEN + UP + "routes = ( { upstream = \"app\"; request_buffering = 1; } );\n",
+     3, r"key 'routes\[0\]\.request_buffering': expected a boolean", "request_buffering not a boolean"),
+    ("min-rate", LISTEN + UP + "limits = { client_body_min_rate = -1; };\nroutes = ( { upstream = \"app\"; } );\n",
+     3, r"key 'limits\.client_body_min_rate': -1 is out of range 0\.\.1073741824", "negative client_body_min_rate"),
     ("missing-upstream", LISTEN + UP + "routes = (\n  { path_prefix = \"/a\"; upstream = \"app\"; },\n"
      "  { path_prefix = \"/\";\n    upstream = \"nope\"; }\n);\n",
      6, r"key 'routes\[1\]\.upstream': no upstream named \"nope\"", "a route naming a missing upstream"),

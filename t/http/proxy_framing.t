@@ -49,7 +49,7 @@ def expect_origin(o, c):
         if req.target == "/e/continue":
             time.sleep(0.1)
             c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if req.target in ("/e/continue", "/e/silent"):
+        if req.target in ("/e/continue", "/e/silent", "/eb/silent"):
             c.read_body(req)
             c.sendall(response_bytes(200, [], b"got %d %s\n" % (req.body_len, req.body[:20])))
         else:
@@ -72,8 +72,9 @@ ups = [upstream("echo", [echo.address]), upstream("fixed", [fixed.address]),
        upstream("expect", [expect.address]), upstream("big", [big.address], buffer_size=4096)]
 routes = [proxy_route("fixed", "/fixed"), proxy_route("chunky", "/chunky"),
           proxy_route("closer10", "/closer10"), proxy_route("closer", "/closer"),
-          proxy_route("paths", "/p/"), proxy_route("expect", "/e/"), proxy_route("big", "/big"),
-          proxy_route("echo", "/")]
+          proxy_route("paths", "/p/"), proxy_route("expect", "/e/", request_buffering=False),
+          proxy_route("expect", "/eb/"), proxy_route("big", "/big"),
+          proxy_route("echo", "/s/", request_buffering=False), proxy_route("echo", "/")]
 p = Portico(proxy_config(ups, routes))
 
 # --- request bodies ---------------------------------------------------------------------------
@@ -89,24 +90,43 @@ while i < len(body):                    # uneven chunk sizes
     n = 1000 + len(pieces) % 7 * 300
     pieces.append(body[i:i + n])
     i += n
-r = p.get("/up/chunked", method="PUT", headers=["Transfer-Encoding: chunked"],
-          body=chunked(*pieces, trailers=["X-Client-Trailer: 1"]))
+for pre, what in (("/s/", "streamed"), ("/", "buffered")):
+    r = p.get(pre + "up/chunked", method="PUT", headers=["Transfer-Encoding: chunked"],
+              body=chunked(*pieces, trailers=["X-Client-Trailer: 1"]))
+    req = echo.received[-1]
+    is_((r.status, req.header("Transfer-Encoding"), req.header("Content-Length"), req.chunked),
+        (200, "chunked", None, True), "chunked body over request_buffer_size (%s route): Transfer-Encoding: "
+        "chunked to the origin" % what)
+    is_((req.body_len, req.body_sha256), (len(body), sha256(body)), "chunked body: decoded by the origin, intact")
+
+small = body[:30000]
+r = p.get("/s/up/chunked-small", method="PUT", headers=["Transfer-Encoding: chunked"],
+          body=chunked(small[:10000], small[10000:], trailers=["X-Client-Trailer: 1"]))
 req = echo.received[-1]
-is_((r.status, req.header("Transfer-Encoding"), req.header("Content-Length"), req.chunked),
-    (200, "chunked", None, True), "chunked body: Transfer-Encoding: chunked to the origin")
-is_((req.body_len, req.body_sha256), (len(body), sha256(body)), "chunked body: decoded by the origin, intact")
+is_((r.status, req.header("Transfer-Encoding"), req.header("Content-Length"), req.body_sha256),
+    (200, "chunked", None, sha256(small)), "small chunked body, request_buffering = false: re-chunked")
+r = p.get("/up/chunked-small", method="PUT", headers=["Transfer-Encoding: chunked"],
+          body=chunked(small[:10000], small[10000:], trailers=["X-Client-Trailer: 1"]))
+req = echo.received[-1]
+is_((r.status, req.header("Transfer-Encoding"), req.header("Content-Length"), req.body_sha256),
+    (200, None, "30000", sha256(small)),
+    "small chunked body, buffered: sent with its Content-Length (read whole first)")
 
 with p.connect() as c:
-    c.send(b"POST /up/slow HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n")
+    c.send(b"POST /s/up/slow HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n")
     c.send_pieces([b"5\r\nhel", b"lo\r\n", b"6\r\n world\r\n", b"0\r\n\r\n"], delay=0.1)
     r = c.read_response()
     req = echo.received[-1]
     is_((r.status, req.body_len, req.body_sha256), (200, 11, sha256(b"hello world")),
         "chunked body arriving in pieces: re-chunked, intact")
-    r = c.request("POST", "/up/empty", headers=["Transfer-Encoding: chunked"], body=chunked())
+    r = c.request("POST", "/s/up/empty", headers=["Transfer-Encoding: chunked"], body=chunked())
     req = echo.received[-1]
     is_((r.status, req.header("Transfer-Encoding"), req.body_len), (200, "chunked", 0),
         "empty chunked body: an empty chunked body")
+    r = c.request("POST", "/up/empty", headers=["Transfer-Encoding: chunked"], body=chunked())
+    req = echo.received[-1]
+    is_((r.status, req.header("Transfer-Encoding"), req.header("Content-Length"), req.body_len),
+        (200, None, "0", 0), "empty chunked body, buffered: Content-Length: 0")
     r = c.request("POST", "/up/zero", body=b"")
     req = echo.received[-1]
     is_((r.status, req.header("Content-Length"), req.body_len), (200, "0", 0), "Content-Length: 0 forwarded")
@@ -230,7 +250,22 @@ with p.connect() as c:
     c.send(b"POST /e/silent HTTP/1.1\r\nHost: a.example\r\nExpect: 100-continue\r\n"
            b"Content-Length: 3\r\n\r\nabc")
     r = c.read_final_response()
-    is_((r.status, r.body), (200, b"got 3 abc\n"), "Expect with the body sent at once: answered")
+    is_((r.status, r.body, r.interim), (200, b"got 3 abc\n", []),
+        "Expect with the body sent at once: answered, no 100 (the client did not wait)")
+    is_(expect.received[-1].header("Expect"), None,
+        "...Expect not passed on: portico does not wait for the origin's 100 for a body it has")
+
+# request buffering (the default): portico asks for the body itself and reads it whole
+with p.connect() as c:
+    n0 = expect.accepted
+    c.send(b"POST /eb/silent HTTP/1.1\r\nHost: a.example\r\nExpect: 100-continue\r\n"
+           b"Content-Length: 5\r\n\r\n")
+    r = c.read_response(allow_interim=True)
+    is_((r.status, expect.accepted), (100, n0), "buffered Expect: portico's own 100, the origin not yet contacted")
+    c.send(b"howdy")
+    r = c.read_response()
+    is_((r.status, r.body, expect.received[-1].header("Expect")), (200, b"got 5 howdy\n", None),
+        "...the body then goes to the origin whole, without Expect")
 
 is_(echo.errors + expect.errors + paths.errors, [], "the origins saw only well-formed requests")
 done_testing()

@@ -14,21 +14,29 @@ LIMITS = ("limits = { client_header_timeout_ms = 2000; client_body_timeout_ms = 
 echo = Origin.echo()
 big = Origin.large(64 << 20)
 p = Portico(proxy_config([upstream("echo", [echo.address]), upstream("big", [big.address])],
-                         [proxy_route("big", "/big/"), proxy_route("echo", "/")], limits=LIMITS))
+                         [proxy_route("big", "/big/"), proxy_route("echo", "/stream/", request_buffering=False),
+                          proxy_route("echo", "/")], limits=LIMITS))
 w = the_worker(p)
 
 # --- too slow --------------------------------------------------------------------------------------
 with p.connect() as c:
-    c.send(b"POST /slow-body HTTP/1.1\r\nHost: a.example\r\nContent-Length: 100\r\n\r\n0123456789")
+    c.send(b"POST /stream/slow-body HTTP/1.1\r\nHost: a.example\r\nContent-Length: 100\r\n\r\n0123456789")
     t0 = time.monotonic()
     r = c.read_response(timeout=5)
     took = time.monotonic() - t0
-    is_((r.status, r.body), (408, error_body(408)), "request body stalls for client_body_timeout_ms: 408")
+    is_((r.status, r.body), (408, error_body(408)), "streamed request body stalls for client_body_timeout_ms: 408")
     ok(0.4 <= took < 3, "...after about 500 ms (%.2f s)" % took)
     ok("close" in conn_tokens(r) and c.closed(3), "...and the client connection is closed")
 is_(echo.wait_open(0, 3), 0, "the origin connection that had half the body is closed")
 ok(any("EOF in body" in e for e in echo.errors), "...the origin saw the body end early")
 echo.errors[:] = []
+
+n0 = echo.accepted
+with p.connect() as c:
+    c.send(b"POST /slow-body HTTP/1.1\r\nHost: a.example\r\nContent-Length: 100\r\n\r\n0123456789")
+    r = c.read_response(timeout=5)
+    is_((r.status, r.body), (408, error_body(408)), "buffered request body stalls: 408")
+is_(echo.accepted, n0, "...and the origin was never contacted (the body is read before an origin is chosen)")
 
 # --- too big -------------------------------------------------------------------------------------------
 n0 = echo.accepted
@@ -37,15 +45,24 @@ is_((r.status, r.body), (413, error_body(413)), "Content-Length over max_body_si
 is_(echo.accepted, n0, "...without contacting the origin")
 
 with p.connect() as c:
-    c.send(b"POST /chunked-too-big HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n")
+    c.send(b"POST /stream/chunked-too-big HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n")
     c.send(b"258\r\n" + b"a" * 600 + b"\r\n")
-    ok(wait_for(lambda: echo.open_conns == 1, 3), "chunked upload: the first 600 bytes go to the origin")
+    ok(wait_for(lambda: echo.open_conns == 1, 3), "streamed chunked upload: the first 600 bytes go to the origin")
     c.send(b"258\r\n" + b"b" * 600 + b"\r\n0\r\n\r\n")
     r = c.read_response(timeout=5)
     is_((r.status, r.body), (413, error_body(413)), "chunked body passing max_body_size midway: 413")
 is_(echo.wait_open(0, 3), 0, "...and the origin connection with half a body is closed")
 ok(any("EOF" in e for e in echo.errors), "...the origin saw the body end early")
 echo.errors[:] = []
+
+n0 = echo.accepted
+with p.connect() as c:
+    c.send(b"POST /chunked-too-big HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n")
+    c.send(b"258\r\n" + b"a" * 600 + b"\r\n")
+    c.send(b"258\r\n" + b"b" * 600 + b"\r\n0\r\n\r\n")
+    r = c.read_response(timeout=5)
+    is_((r.status, r.body), (413, error_body(413)), "buffered chunked body passing max_body_size: 413")
+is_(echo.accepted, n0, "...without contacting the origin")
 
 r = p.get("/after", method="POST", body=b"y" * 1000)
 is_((r.status, r.body.endswith(b"\r\n\r\n" + b"y" * 1000)), (200, True), "a body of exactly max_body_size passes")

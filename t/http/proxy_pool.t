@@ -68,7 +68,8 @@ ups = [upstream("echo", [echo.address]), upstream("nopool", [echo0.address], kee
        upstream("slow", [slow.address], keepalive=2), upstream("idle", [idle.address], idle_timeout_ms=400),
        upstream("shortka", [shortka.address]),
        upstream("weighted", [(wa.address, 3), (wb.address, 1)])]
-routes = [proxy_route(u, "/%s/" % u) for u in ("nopool", "cc", "after", "second", "first", "slow",
+routes = [proxy_route("second", "/stream/second/", request_buffering=False)] + \
+         [proxy_route(u, "/%s/" % u) for u in ("nopool", "cc", "after", "second", "first", "slow",
                                                "idle", "shortka", "weighted")] + [proxy_route("echo", "/")]
 p = Portico(proxy_config(ups, routes))
 w = the_worker(p)
@@ -125,12 +126,26 @@ is_((r.status, second.accepted), (200, 8), "DELETE on a stale connection: retrie
 
 mark = p.log_mark()
 n0 = second.requests
-r = p.get("/second/post", method="POST", body=b"12345")
-is_((r.status, r.body), (502, b"502 Bad Gateway\n"), "POST with a body on a stale connection: not retried, 502")
+r = p.get("/stream/second/post", method="POST", body=b"12345")
+is_((r.status, r.body), (502, b"502 Bad Gateway\n"),
+    "POST with a streamed body on a stale connection: not retried, 502")
 is_(second.requests, n0 + 1, "...the origin saw it once")
 like(p.error_log()[mark:], r'upstream "second" server 127\.0\.0\.1:%d: upstream closed the connection before '
      r'responding \(not retried: the request body was already sent\), client 127\.0\.0\.1, '
-     r'request "POST /second/post"' % second.port, "...logged, with why it was not retried")
+     r'request "POST /stream/second/post"' % second.port, "...logged, with why it was not retried")
+
+r = p.get("/second/warm")
+n0, a0 = second.requests, second.accepted
+r = p.get("/second/post", method="POST", body=b"12345")
+is_((r.status, r.body), (200, b"first on %d 12345\n" % (a0 + 1)),
+    "POST with a buffered body on a stale connection: retried with its body (held in memory)")
+is_(second.requests, n0 + 2, "...the origin saw it twice: dropped, then answered")
+r = p.get("/second/warm")
+n0 = second.requests
+r = p.get("/second/chunked", method="POST", headers=["Transfer-Encoding: chunked"],
+          body=chunked(b"ab", b"cde"))
+is_((r.status, r.body, second.requests), (200, b"first on %d abcde\n" % second.accepted, n0 + 2),
+    "chunked POST, buffered, on a stale connection: retried with its body")
 
 r = p.get("/second/warm")
 n0 = second.accepted
@@ -150,7 +165,7 @@ is_((res, second.accepted), ((200, b"first on %d abcde\n" % (n0 + 1)), n0 + 1),
 r = p.get("/second/warm")            # a pooled connection to drop the next request on
 n0 = second.requests
 with p.connect() as c:
-    c.send(b"PUT /second/put HTTP/1.1\r\nHost: a.example\r\nContent-Length: 5\r\n\r\nabcde")
+    c.send(b"PUT /stream/second/put HTTP/1.1\r\nHost: a.example\r\nContent-Length: 5\r\n\r\nabcde")
     try:
         r = c.read_response(timeout=4)
         res = (r.status, r.body)
