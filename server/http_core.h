@@ -22,6 +22,7 @@ extern pt_conf *pt_wconf;            /* the worker's configuration */
 void pt_worker_conn_opened(pt_conn *c);
 void pt_worker_conn_closed(pt_conn *c);
 bool pt_worker_draining(void);
+uint32_t pt_worker_drain_idle_ms(uint64_t idle_since);  /* 0: close now */
 
 /* conn.c */
 void pt_conn_accepted(pt_listener *l, int fd, struct sockaddr *sa, socklen_t len);

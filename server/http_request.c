@@ -362,7 +362,10 @@ static void conn_step(pt_defer *d)
     if (c->out.pending)
         return;                         /* still writing: conn_event comes back here */
 
-    bool ka = r->keepalive && !c->draining && !pt_worker_draining() && !c->peer_closed;
+    /* A response that went out before a drain began promised keep-alive: the client may
+     * send its next request, which gets Connection: close (see below). */
+    bool draining = c->draining || pt_worker_draining();
+    bool ka = r->keepalive && !c->peer_closed;
     if (ka && pt_http_body_pending(r)) {
         /* the handler did not read the body: drop it to reach the next request, unless
          * the client is waiting for a 100 that never came or the body is too big */
@@ -402,7 +405,16 @@ static void conn_step(pt_defer *d)
     }
     c->state = PT_CONN_IDLE;
     pt_conn_release_idle(c);
-    pt_conn_set_timer(c, pt_wconf->limits.keepalive_timeout_ms);
+    if (draining) {
+        uint32_t ms = pt_worker_drain_idle_ms(pt_loop_cur->now);
+        if (ms == 0 && !c->readable) {
+            pt_conn_close(c);
+            return;
+        }
+        pt_conn_set_timer(c, ms ? ms : 1);
+    } else {
+        pt_conn_set_timer(c, pt_wconf->limits.keepalive_timeout_ms);
+    }
     if (c->readable)
         pt_http_read_head(c);
 }

@@ -148,6 +148,23 @@ static void drain_expired(pt_timer *t)
     loop.stop = true;
 }
 
+/* How long a draining worker keeps a keep-alive connection idle since idle_since: to
+ * the end of drain_idle_grace_ms, plus a random part of drain_close_spread_ms. */
+uint32_t pt_worker_drain_idle_ms(uint64_t idle_since)
+{
+    static uint32_t seed;
+    const pt_limits *lim = &pt_wconf->limits;
+    uint64_t now = loop.now;
+    uint64_t close_at = pt_max(now, idle_since + lim->drain_idle_grace_ms);
+
+    if (seed == 0)
+        seed = (uint32_t) getpid() * 2654435761u | 1;
+    seed = seed * 1103515245u + 12345u;
+    if (lim->drain_close_spread_ms)
+        close_at += (seed >> 8) % (lim->drain_close_spread_ms + 1);
+    return (uint32_t) (close_at - now);
+}
+
 /* SIGQUIT: stop accepting (closing our copies of the listening sockets; the master keeps
  * them, so queued connections go to the new workers), close idle connections, and let
  * the others finish their request. */
@@ -165,17 +182,30 @@ static void start_drain(void)
     }
     pt_log(PT_LOG_NOTICE, "gracefully stopping: %llu connection(s) open",
            (unsigned long long) nconns);
+    /* Idle keep-alive connections are not closed at once: a client that just got its
+     * response may be sending the next request right now, and a close racing with it
+     * fails that request. A request arriving within the grace period is answered with
+     * Connection: close; a connection idle past it is closed, the closes spread over
+     * drain_close_spread_ms so the clients do not all reconnect in one burst. */
+    const pt_limits *lim = &pt_wconf->limits;
     for (pt_conn *c = conns, *next; c; c = next) {
         next = c->next;
         c->draining = true;
         if (c->state != PT_CONN_IDLE)
             continue;   /* a new connection's request may be unread yet: it is served */
-        /* A request may have raced with the drain on an idle keep-alive connection; it
-         * is served (with Connection: close). Only a truly idle connection is closed. */
+        /* a request that raced with the drain is served now (with Connection: close) */
         c->readable = true;
         pt_http_read_head(c);
-        if (c->state == PT_CONN_IDLE)
+        if (c->state != PT_CONN_IDLE)
+            continue;
+        /* the keep-alive timer was armed when the connection went idle */
+        uint64_t idle_since = c->timer.deadline > lim->keepalive_timeout_ms
+                              ? c->timer.deadline - lim->keepalive_timeout_ms : 0;
+        uint32_t ms = pt_worker_drain_idle_ms(idle_since);
+        if (ms == 0)
             pt_conn_close(c);
+        else
+            pt_conn_set_timer(c, ms);
     }
     if (nconns == 0)
         loop.stop = true;
