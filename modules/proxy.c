@@ -268,6 +268,13 @@ static void px_finish(proxy_ctx *px)
     bool reuse = px->ri.keepalive && px->req_sent && !px->extra_bytes && !px->write_failed
                  && px->state == PX_BODY;
     pt_request *r = px->r;
+    if (reuse && (px->ri.body == PT_BODY_NONE || r->info.method == PT_M_HEAD)) {
+        /* no body (HEAD, 204, 304): a late body from a confused origin must not become
+         * the next request's response; see pt_upstream_pool_get */
+        px->uc->check_reuse = true;
+        if (r->info.method == PT_M_HEAD)
+            px->uc->settle_until = pt_loop_cur->now + PT_UPCONN_SETTLE_MS;
+    }
     px_stop(px, reuse);
     pt_http_finalize(r, PT_OK);
 }

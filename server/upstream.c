@@ -202,6 +202,8 @@ int pt_upstream_pick(const pt_upstream *up, uint64_t tried)
 
 /* ------------------------------------------------------------------ connections */
 
+static void pool_unlink(pt_upstream_rt *rt, pt_upconn *uc);
+
 static void upconn_event(pt_io *io, uint32_t events)
 {
     pt_upconn *uc = io->data;
@@ -336,14 +338,8 @@ void pt_upconn_close(pt_upconn *uc)
         return;
     if (uc->pooled) {
         pt_upstream_rt *rt = pt_upstream_rt_of(uc->up);
-        if (uc->prev)
-            uc->prev->next = uc->next;
-        else if (rt)
-            rt->idle[uc->server->index] = uc->next;
-        if (uc->next)
-            uc->next->prev = uc->prev;
         if (rt)
-            rt->nidle--;
+            pool_unlink(rt, uc);
         uc->pooled = false;
     }
     if (uc->all_prev)
@@ -360,6 +356,18 @@ void pt_upconn_close(pt_upconn *uc)
     pt_defer_add(pt_loop_cur, &uc->free_later);
 }
 
+/* Bytes (or a close) waiting on an idle connection: the origin sent more than its last
+ * response, or gave up on the connection. */
+static bool idle_conn_dirty(pt_upconn *uc)
+{
+    char b;
+    ssize_t n = recv(uc->io.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0)
+        pt_log(PT_LOG_INFO, "upstream \"%s\" server %s: bytes after a complete response; "
+               "connection not reused", uc->up->name, uc->server->addr_text);
+    return n >= 0 || errno != EAGAIN;
+}
+
 /* An idle pooled connection: input means the origin closed it or misbehaves. A bare
  * EPOLLOUT only says the send buffer drained (late ACKs of a large request): keep it. */
 static void idle_event(pt_upconn *uc, uint32_t events)
@@ -368,6 +376,8 @@ static void idle_event(pt_upconn *uc, uint32_t events)
         return;
     if (events == 0)
         pt_log(PT_LOG_DEBUG, "closing idle connection to %s", uc->server->addr_text);
+    else if (events & EPOLLIN)
+        idle_conn_dirty(uc);            /* says so when they are bytes, not a close */
     pt_upconn_close(uc);
 }
 
@@ -402,26 +412,43 @@ void pt_upconn_release(pt_upconn *uc, bool reuse)
     }
 }
 
+static void pool_unlink(pt_upstream_rt *rt, pt_upconn *uc)
+{
+    if (uc->prev)
+        uc->prev->next = uc->next;
+    else
+        rt->idle[uc->server->index] = uc->next;
+    if (uc->next)
+        uc->next->prev = uc->prev;
+    rt->nidle--;
+    uc->pooled = false;
+    uc->next = uc->prev = NULL;
+}
+
+/* The most recently used idle connection that can take a request. The readiness flags
+ * tell of bytes that arrived while it was pooled (epoll reported them); a connection
+ * whose last response had no body (HEAD, 204, 304: where origins most often send bytes
+ * they should not) is also asked directly right before its reuse, and after a HEAD it
+ * rests PT_UPCONN_SETTLE_MS first, so that a body sent late to a HEAD is seen before
+ * another request goes out on the connection. */
 pt_upconn *pt_upstream_pool_get(const pt_upstream *up, unsigned server)
 {
     pt_upstream_rt *rt = pt_upstream_rt_of(up);
     if (rt == NULL)
         return NULL;
-    pt_upconn *uc = rt->idle[server];
-    while (uc) {
-        pt_upconn *next = uc->next;
-        rt->idle[server] = next;
-        if (next)
-            next->prev = NULL;
-        rt->nidle--;
-        uc->pooled = false;
-        uc->next = uc->prev = NULL;
-        if (!uc->peer_closed && !uc->readable) {
-            pt_timer_del(&pt_loop_cur->timers, &uc->timer);
-            return uc;
+    for (pt_upconn *uc = rt->idle[server], *next; uc; uc = next) {
+        next = uc->next;
+        if (uc->settle_until > pt_loop_cur->now && !uc->peer_closed && !uc->readable)
+            continue;
+        pool_unlink(rt, uc);
+        if (uc->peer_closed || uc->readable || (uc->check_reuse && idle_conn_dirty(uc))) {
+            pt_upconn_close(uc);
+            continue;
         }
-        pt_upconn_close(uc);
-        uc = next;
+        uc->check_reuse = false;
+        uc->settle_until = 0;
+        pt_timer_del(&pt_loop_cur->timers, &uc->timer);
+        return uc;
     }
     return NULL;
 }

@@ -12,7 +12,8 @@
 #include "portico/timer-t.h"
 
 #define PT_UPSTREAM_MAX_SERVERS 64
-#define PT_UPSTREAM_FREE_BUFS   32    /* idle response buffers kept per group and worker */    /* per group: a retry remembers tried ones in a bitmask */
+#define PT_UPSTREAM_FREE_BUFS   32    /* idle response buffers kept per group and worker */
+#define PT_UPCONN_SETTLE_MS     100   /* a connection that answered a HEAD rests this long */
 
 typedef struct pt_upstream_server {
     unsigned                index;
@@ -57,6 +58,8 @@ struct pt_upconn {
     bool                      writable;
     bool                      peer_closed;
     bool                      pooled;
+    bool                      check_reuse;  /* peek before reuse: the last answer had no body */
+    uint64_t                  settle_until; /* not reused before this (ms): after a HEAD */
     uint64_t                  requests;     /* sent on this connection so far */
     pt_upconn_fn              handler;
     void                     *owner;
