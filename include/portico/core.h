@@ -37,4 +37,18 @@
 
 #define PT_VERSION PACKAGE_VERSION
 
+/* Invariants of the state machines at the layer boundaries (a session's state when the
+ * transport calls it, a request's when the session hands it on). Checked in debug and
+ * sanitizer builds, where a broken one aborts with its place and text (the sanitizer
+ * then prints the stack); compiled out of release builds, where they cost nothing. The
+ * condition must have no side effect. */
+#if defined(PT_DEBUG) || defined(PT_SANITIZERS)
+#define PT_ASSERTIONS 1
+PT_NORETURN void pt_assert_fail(const char *cond, const char *file, int line, const char *fn);
+#define PT_ASSERT(cond) \
+    (pt_likely(cond) ? (void) 0 : pt_assert_fail(#cond, __FILE__, __LINE__, __func__))
+#else
+#define PT_ASSERT(cond) ((void) 0)
+#endif
+
 #endif
