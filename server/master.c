@@ -645,6 +645,7 @@ static PT_NORETURN void check_child(int fd, const char *path)
 {
     char msg[1025];
 
+    pt_process_title("configuration check");    /* first: ps and the tests tell it apart */
     /* the master's death ends the check; its signals stay blocked here: only its SIGKILL
      * ends the check early */
     prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
@@ -658,7 +659,6 @@ static PT_NORETURN void check_child(int fd, const char *path)
             if (g->cycle.listen_fds[i] >= 0)
                 close(g->cycle.listen_fds[i]);
     pt_log_set_role("configuration check");
-    pt_process_title("configuration check");
 
     msg[0] = '0';
     msg[1] = '\0';

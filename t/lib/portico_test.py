@@ -195,6 +195,14 @@ def proc_children(pid):
     return sorted(out)
 
 
+def _is_config_check(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().startswith(b"portico: configuration check")
+    except OSError:
+        return False
+
+
 def proc_uid(pid):
     """(real, effective) uid of pid."""
     with open("/proc/%d/status" % pid) as f:
@@ -442,9 +450,11 @@ class Portico:
         return self.proc is not None and self.proc.poll() is None
 
     def worker_pids(self):
+        """The master's children but the short-lived process that checks the file on a
+        reload (its title says "configuration check")."""
         if not self.running():
             return []
-        w = proc_children(self.pid)
+        w = [c for c in proc_children(self.pid) if not _is_config_check(c)]
         self._known_workers.update(w)
         return w
 
