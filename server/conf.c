@@ -50,9 +50,8 @@ static const char *setting_where(const pt_conf_ctx *cx, const config_setting_t *
                                  unsigned *line)
 {
     if (cx->text) {
-        const pt_conf_line *l = pt_conf_text_line(cx->text, config_setting_source_line(s));
-        *line = l ? l->line : 0;
-        return l ? l->file : cx->file;
+        const char *file = pt_conf_text_where(cx->text, config_setting_source_line(s), line);
+        return file ? file : cx->file;
     }
     const char *file = config_setting_source_file(s);
     *line = config_setting_source_line(s);
@@ -180,8 +179,8 @@ static int check_int_literal(pt_conf_ctx *cx, const config_setting_t *s, int64_t
 
     if (name == NULL || t == NULL || line == 0 || line > t->nlines)
         return PT_OK;
-    const char *p = t->data + t->lines[line - 1].off;
-    const char *end = line < t->nlines ? t->data + t->lines[line].off : t->data + t->len;
+    const char *p = t->data + t->offs[line - 1];
+    const char *end = line < t->nlines ? t->data + t->offs[line] : t->data + t->len;
     size_t nlen = strlen(name);
 
     for (; p + nlen < end; p++) {
@@ -682,7 +681,7 @@ static void text_line(const pt_conf_text *t, unsigned n, char *out, size_t outle
     out[0] = '\0';
     if (n < 1 || n > t->nlines)
         return;
-    const char *p = t->data + t->lines[n - 1].off;
+    const char *p = t->data + t->offs[n - 1];
     while (*p == ' ' || *p == '\t')
         p++;
     size_t len = strcspn(p, "\r\n");
@@ -721,14 +720,13 @@ static int parse(pt_conf_loader *lc)
 
     /* a syntax error has a line but no setting: formatted here, with the line itself,
      * since libconfig's text ("syntax error") rarely says which key is wrong */
-    unsigned n = (unsigned) config_error_line(lc->cfg);
-    const pt_conf_line *l = pt_conf_text_line(&lc->text, n);
+    unsigned n = (unsigned) config_error_line(lc->cfg), line = n;
+    const char *file = pt_conf_text_where(&lc->text, n, &line);
     char text[160] = "";
     text_line(&lc->text, n, text, sizeof(text));
     cx->errors++;
-    snprintf(cx->error, sizeof(cx->error), "%s:%u: %s%s%s%s", l ? l->file : cx->file,
-             l ? l->line : n, config_error_text(lc->cfg), text[0] ? " in \"" : "", text,
-             text[0] ? "\"" : "");
+    snprintf(cx->error, sizeof(cx->error), "%s:%u: %s%s%s%s", file ? file : cx->file, line,
+             config_error_text(lc->cfg), text[0] ? " in \"" : "", text, text[0] ? "\"" : "");
     return PT_ERROR;
 }
 

@@ -11,19 +11,22 @@
 #define PT_CONF_MAX_SIZE  (16u << 20)   /* bytes, all files together */
 #define PT_CONF_MAX_DEPTH 10            /* nested @include levels (as libconfig 1.5) */
 
-typedef struct pt_conf_line {
-    size_t       off;                   /* where the line starts in the text */
-    const char  *file;                  /* the file it comes from, as named to the user */
-    unsigned     line;                  /* and its line there */
-} pt_conf_line;
+typedef struct pt_conf_run {
+    unsigned     first;                 /* lines of the text from this one on */
+    unsigned     line;                  /* come from this line on */
+    const char  *file;                  /* of this file (as named to the user) */
+} pt_conf_run;
 
 struct pt_conf_text {
     char         *data;                 /* NUL-terminated */
     size_t        len, cap;
-    pt_conf_line *lines;                /* lines[n - 1]: line n of data */
-    size_t        nlines, lcap;
-    pt_conf_line  end;                  /* just past the end of the main file */
-    char        **files;                /* the names pt_conf_line.file point to */
+    uint32_t     *offs;                 /* offs[n - 1]: where line n starts in data */
+    size_t        nlines, ocap;
+    pt_conf_run  *runs;                 /* one per stretch of lines from one file */
+    size_t        nruns, rcap;
+    const char   *end_file;             /* the main file, and its line at its end */
+    unsigned      end_line;
+    char        **files;                /* the names runs[].file point to */
     size_t        nfiles, fcap;
 };
 
@@ -31,8 +34,9 @@ struct pt_conf_text {
  * err; t is to be freed either way. */
 int  pt_conf_text_read(pt_conf_text *t, const char *path, char *err, size_t errlen);
 void pt_conf_text_free(pt_conf_text *t);
-/* Line n (1-based, as libconfig numbers lines of the text), or NULL. */
-const pt_conf_line *pt_conf_text_line(const pt_conf_text *t, unsigned n);
+/* The file and line that line n of the text (1-based, as libconfig counts) comes from;
+ * past the last line: the end of the main file. */
+const char *pt_conf_text_where(const pt_conf_text *t, unsigned n, unsigned *line);
 
 /* The loading context handed to setters as pt_conf_ctx; the loader's own state wraps it,
  * so that setters keep the public signature and the loader recovers the rest. */

@@ -70,8 +70,9 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
     return PT_OK;
 }
 
-/* Appends s[0..n) of file (its first byte on line *line), mapping each new line of the
- * output to where it comes from. */
+/* Appends s[0..n) of file (its first byte on line *line), noting where each new line of
+ * the output starts and, when it does not continue the current stretch of the same file,
+ * where it comes from. */
 static int emit(reader *r, const char *file, unsigned *line, const char *s, size_t n)
 {
     pt_conf_text *t = r->t;
@@ -80,10 +81,17 @@ static int emit(reader *r, const char *file, unsigned *line, const char *s, size
         return fail(r, "out of memory");
     for (size_t i = 0; i < n; i++) {
         if (t->len == 0 || t->data[t->len - 1] == '\n') {
-            if (grow((void **) &t->lines, &t->lcap, t->nlines + 1, sizeof(*t->lines))
-                != PT_OK)
+            if (grow((void **) &t->offs, &t->ocap, t->nlines + 1, sizeof(*t->offs)) != PT_OK)
                 return fail(r, "out of memory");
-            t->lines[t->nlines++] = (pt_conf_line) { t->len, file, *line };
+            t->offs[t->nlines++] = (uint32_t) t->len;
+            unsigned first = (unsigned) t->nlines;
+            pt_conf_run *run = t->nruns ? &t->runs[t->nruns - 1] : NULL;
+            if (run == NULL || run->file != file || run->line + (first - run->first) != *line) {
+                if (grow((void **) &t->runs, &t->rcap, t->nruns + 1, sizeof(*t->runs))
+                    != PT_OK)
+                    return fail(r, "out of memory");
+                t->runs[t->nruns++] = (pt_conf_run) { first, *line, file };
+            }
         }
         t->data[t->len++] = s[i];
         if (s[i] == '\n')
@@ -373,8 +381,10 @@ static int splice_text(reader *r, const char *name, const char *src, size_t len)
     if (state == STRING)
         return fail(r, "%s:%u: string not closed: no closing quote before the end of the "
                     "file", name, start);
-    if (r->depth == 0)
-        r->t->end = (pt_conf_line) { r->t->len + (len - seg), name, line };
+    if (r->depth == 0) {
+        r->t->end_file = name;
+        r->t->end_line = line;
+    }
     return emit(r, name, &seg_line, src + seg, len - seg);
 }
 
@@ -421,17 +431,32 @@ void pt_conf_text_free(pt_conf_text *t)
     for (unsigned i = 0; i < t->nfiles; i++)
         free(t->files[i]);
     free(t->files);
-    free(t->lines);
+    free(t->runs);
+    free(t->offs);
     free(t->data);
     memset(t, 0, sizeof(*t));
 }
 
-/* Line n (1-based) of the text: where it comes from, and where it starts in the text. */
-const pt_conf_line *pt_conf_text_line(const pt_conf_text *t, unsigned n)
+const char *pt_conf_text_where(const pt_conf_text *t, unsigned n, unsigned *line)
 {
-    if (n >= 1 && n <= t->nlines)
-        return &t->lines[n - 1];
     /* past the last line: an error at the end of the text (a missing ';') is at the end
      * of the main file, whatever it included last */
-    return n > t->nlines && t->end.file ? &t->end : NULL;
+    if (n > t->nlines || t->nruns == 0) {
+        *line = t->end_line;
+        return t->end_file;
+    }
+    if (n == 0) {                       /* libconfig's root setting */
+        *line = 0;
+        return t->runs[0].file;
+    }
+    size_t lo = 0, hi = t->nruns;       /* the last run starting at or before n */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->runs[mid].first <= n)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    *line = t->runs[lo].line + (n - t->runs[lo].first);
+    return t->runs[lo].file;
 }
