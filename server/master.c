@@ -932,12 +932,10 @@ static int run_timers(void)
             next = pt_min(next, g->kill_at);
         }
     }
-    if (check_pid) {
-        if (check_deadline <= now)
-            check_kill(true);
-        else
-            next = pt_min(next, check_deadline);
-    }
+    if (check_pid && check_deadline <= now)
+        check_kill(true);               /* which may start the next check */
+    if (check_pid)
+        next = pt_min(next, check_deadline);
     if (stop_kill_at) {
         if (stop_kill_at <= now) {
             stop_kill_at = 0;
