@@ -65,6 +65,7 @@ def refused(q, name, target, want, run=run_bin):
     like(cp.stderr, r"(?m)^portico: %s$" % re.escape(want), "%s: -t says %s" % (name, want))
     like(cp.stderr, r"(?m)^portico: configuration file %s test failed$" % re.escape(q.conf_path),
          "%s: -t: test failed" % name)
+    unlike(cp.stderr, r"Sanitizer", "%s: -t: no sanitizer report (sanitizer builds)" % name)
     # start-up: the same message, before the pid file or a port is touched
     cp = run(["-c", q.conf_path])
     is_(cp.returncode, 1, "%s: start-up exits 1" % name)
