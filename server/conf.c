@@ -11,7 +11,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 
 #include "portico/conf.h"
 #include "portico/module.h"
@@ -46,6 +45,26 @@ static void setting_path(const config_setting_t *s, char *buf, size_t size)
     }
 }
 
+/* Where setting s was written: its file and line in that file. */
+static const char *setting_where(const pt_conf_ctx *cx, const config_setting_t *s,
+                                 unsigned *line)
+{
+    if (cx->text) {
+        const char *file = pt_conf_text_where(cx->text, config_setting_source_line(s), line);
+        return file ? file : cx->file;
+    }
+    const char *file = config_setting_source_file(s);
+    *line = config_setting_source_line(s);
+    return file ? file : cx->file;
+}
+
+unsigned pt_conf_setting_line(const pt_conf_ctx *cx, const config_setting_t *s)
+{
+    unsigned line;
+    setting_where(cx, s, &line);
+    return line;
+}
+
 int pt_conf_error(pt_conf_ctx *cx, const config_setting_t *s, const char *fmt, ...)
 {
     char msg[768], path[256];
@@ -62,17 +81,15 @@ int pt_conf_error(pt_conf_ctx *cx, const config_setting_t *s, const char *fmt, .
         snprintf(cx->error, sizeof(cx->error), "%s: %s", cx->file, msg);
         return PT_ERROR;
     }
-    const char *file = config_setting_source_file(s);
-    unsigned line = config_setting_source_line(s);
+    unsigned line;
+    const char *file = setting_where(cx, s, &line);
     setting_path(s, path, sizeof(path));
     /* an element of a list of groups (a route, a listener) is named by its position;
      * anything else is a key */
     if (config_setting_name(s) == NULL && config_setting_is_group(s))
-        snprintf(cx->error, sizeof(cx->error), "%s:%u: %s: %s", file ? file : cx->file,
-                 line, path, msg);
+        snprintf(cx->error, sizeof(cx->error), "%s:%u: %s: %s", file, line, path, msg);
     else
-        snprintf(cx->error, sizeof(cx->error), "%s:%u: key '%s': %s", file ? file : cx->file,
-                 line, path, msg);
+        snprintf(cx->error, sizeof(cx->error), "%s:%u: key '%s': %s", file, line, path, msg);
     return PT_ERROR;
 }
 
@@ -105,61 +122,6 @@ void *pt_conf_alloc(pt_conf_ctx *cx, size_t n)
 }
 
 /* ---- integers: libconfig 1.5 truncates literals past 32 bits without a word ---- */
-
-static int load_source(pt_conf_loader *lc, const char *file)
-{
-    if (lc->src_file && strcmp(lc->src_file, file) == 0)
-        return lc->src ? PT_OK : PT_ERROR;
-    free(lc->src);
-    free(lc->lines);
-    lc->src = NULL;
-    lc->lines = NULL;
-    lc->nlines = 0;
-    lc->src_file = file;
-
-    FILE *f = fopen(file, "r");
-    if (f == NULL)
-        return PT_ERROR;
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    while (buf) {
-        size_t n = fread(buf + len, 1, cap - len, f);
-        len += n;
-        if (n == 0)
-            break;
-        if (len == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (nb == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (buf == NULL)
-        return PT_ERROR;
-
-    /* a line index, so that checking thousands of integers stays linear */
-    size_t nl = 1;
-    for (size_t i = 0; i < len; i++)
-        nl += buf[i] == '\n';
-    lc->lines = malloc(nl * sizeof(size_t));
-    if (lc->lines == NULL) {
-        free(buf);
-        return PT_ERROR;
-    }
-    lc->lines[0] = 0;
-    lc->nlines = 1;
-    for (size_t i = 0; i < len; i++)
-        if (buf[i] == '\n')
-            lc->lines[lc->nlines++] = i + 1;
-    lc->src = buf;
-    lc->src_len = len;
-    return PT_OK;
-}
 
 static bool name_char(char c)
 {
@@ -209,22 +171,20 @@ static bool read_literal(const char **pp, const char *end, int64_t *val, bool *f
  * (no name, text not found) is left alone: this check must never reject a good file. */
 static int check_int_literal(pt_conf_ctx *cx, const config_setting_t *s, int64_t v)
 {
-    pt_conf_loader *lc = pt_conf_loader_of(cx);
+    const pt_conf_text *t = cx->text;
     const char *name = config_setting_name(s);
-    const char *file = config_setting_source_file(s);
     unsigned line = config_setting_source_line(s);
     const char *bad = NULL;
     int badlen = 0;
 
-    if (name == NULL || file == NULL || line == 0 || load_source(lc, file) != PT_OK
-        || line > lc->nlines)
+    if (name == NULL || t == NULL || line == 0 || line > t->nlines)
         return PT_OK;
-    const char *p = lc->src + lc->lines[line - 1];
-    const char *end = line < lc->nlines ? lc->src + lc->lines[line] : lc->src + lc->src_len;
+    const char *p = t->data + t->offs[line - 1];
+    const char *end = line < t->nlines ? t->data + t->offs[line] : t->data + t->len;
     size_t nlen = strlen(name);
 
     for (; p + nlen < end; p++) {
-        if (memcmp(p, name, nlen) != 0 || (p > lc->src && name_char(p[-1]))
+        if (memcmp(p, name, nlen) != 0 || (p > t->data && name_char(p[-1]))
             || name_char(p[nlen]))
             continue;
         const char *q = p + nlen;
@@ -715,36 +675,59 @@ static void config_cleanup(void *data)
 }
 
 
-/* The text of line n of file, trimmed, for syntax errors. */
-static void conf_source_line(const char *file, int n, char *out, size_t outlen)
+/* Line n of the text, trimmed, for syntax errors. */
+static void text_line(const pt_conf_text *t, unsigned n, char *out, size_t outlen)
 {
-    FILE *f = fopen(file, "r");
-    char buf[4096];
     out[0] = '\0';
-    if (f == NULL || n < 1) {
-        if (f)
-            fclose(f);
+    if (n < 1 || n > t->nlines)
         return;
-    }
-    for (int i = 1; fgets(buf, sizeof(buf), f); i++) {
-        if (i < n)
-            continue;
-        char *p = buf;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        size_t len = strcspn(p, "\r\n");
-        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-            len--;
-        if (len >= outlen)
-            len = outlen - 4, memcpy(p + len, "...", 3), len += 3;
+    const char *p = t->data + t->offs[n - 1];
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t len = strcspn(p, "\r\n");
+    while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+        len--;
+    if (len >= outlen) {
+        len = outlen - 4;
+        memcpy(out + len, "...", 3);
         memcpy(out, p, len);
-        out[len] = '\0';
-        for (char *q = out; *q; q++)
-            if ((unsigned char) *q < 0x20)
-                *q = ' ';
-        break;
+        len += 3;
+    } else {
+        memcpy(out, p, len);
     }
-    fclose(f);
+    out[len] = '\0';
+    for (char *q = out; *q; q++)
+        if ((unsigned char) *q < 0x20)
+            *q = ' ';
+}
+
+/* Reads the file and its includes, and lets libconfig parse the text. */
+static int parse(pt_conf_loader *lc)
+{
+    pt_conf_ctx *cx = &lc->cx;
+
+    if (pt_conf_text_read(&lc->text, cx->file, cx->error, sizeof(cx->error)) != PT_OK) {
+        cx->errors++;
+        return PT_ERROR;
+    }
+    cx->text = &lc->text;
+    /* Should a directive get past the reader, libconfig would look for it under
+     * /dev/null, where nothing can be opened: it fails with "cannot open include file"
+     * instead of opening anything. */
+    config_set_include_dir(lc->cfg, "/dev/null");
+    if (config_read_string(lc->cfg, lc->text.data))
+        return PT_OK;
+
+    /* a syntax error has a line but no setting: formatted here, with the line itself,
+     * since libconfig's text ("syntax error") rarely says which key is wrong */
+    unsigned n = (unsigned) config_error_line(lc->cfg), line = n;
+    const char *file = pt_conf_text_where(&lc->text, n, &line);
+    char text[160] = "";
+    text_line(&lc->text, n, text, sizeof(text));
+    cx->errors++;
+    snprintf(cx->error, sizeof(cx->error), "%s:%u: %s%s%s%s", file ? file : cx->file, line,
+             config_error_text(lc->cfg), text[0] ? " in \"" : "", text, text[0] ? "\"" : "");
+    return PT_ERROR;
 }
 
 static int load(pt_conf_loader *lc)
@@ -752,27 +735,8 @@ static int load(pt_conf_loader *lc)
     pt_conf_ctx *cx = &lc->cx;
     pt_conf *conf = cx->conf;
 
-    struct stat st;
-    if (stat(cx->file, &st) == 0 && S_ISDIR(st.st_mode))
-        return pt_conf_error(cx, NULL, "cannot read: is a directory");
-    errno = 0;
-    if (!config_read_file(lc->cfg, cx->file)) {
-        int err = errno;
-        if (config_error_type(lc->cfg) == CONFIG_ERR_FILE_IO)
-            return pt_conf_error(cx, NULL, "cannot read: %s",
-                                 err ? strerror(err) : "I/O error");
-        /* a syntax error has a line but no setting: formatted here, with the line itself,
-         * since libconfig's text ("syntax error") rarely says which key is wrong */
-        const char *file = config_error_file(lc->cfg) ? config_error_file(lc->cfg) : cx->file;
-        int line = config_error_line(lc->cfg);
-        char text[160] = "";
-        conf_source_line(file, line, text, sizeof(text));
-        cx->errors++;
-        snprintf(cx->error, sizeof(cx->error), "%s:%d: %s%s%s%s", file, line,
-                 config_error_text(lc->cfg), text[0] ? " in \"" : "", text,
-                 text[0] ? "\"" : "");
+    if (parse(lc) != PT_OK)
         return PT_ERROR;
-    }
 
     conf->main_conf = pt_conf_mod_confs(cx, PT_SCOPE_MAIN, NULL, NULL);
     if (conf->main_conf == NULL)
@@ -844,14 +808,31 @@ pt_conf *pt_conf_load(const char *path, char *err, size_t errlen)
     } else if (lc.cx.errors == 0) {
         pt_conf_error(&lc.cx, NULL, "out of memory");
     }
-    free(lc.src);
-    free(lc.lines);
+    pt_conf_text_free(&lc.text);
+    lc.cx.text = NULL;
     if (rc != PT_OK || lc.cx.errors) {   /* an error reported is an error, whatever returned */
         snprintf(err, errlen, "%s", lc.cx.error);
         pt_pool_destroy(pool);
         return NULL;
     }
     return conf;
+}
+
+int pt_conf_check_syntax(const char *path, char *err, size_t errlen)
+{
+    pt_conf_loader lc;
+    config_t cfg;
+
+    memset(&lc, 0, sizeof(lc));
+    lc.cx.file = path;
+    lc.cfg = &cfg;
+    config_init(&cfg);
+    int rc = parse(&lc);
+    config_destroy(&cfg);
+    pt_conf_text_free(&lc.text);
+    if (rc != PT_OK)
+        snprintf(err, errlen, "%s", lc.cx.error);
+    return rc;
 }
 
 void pt_conf_free(pt_conf *conf)

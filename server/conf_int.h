@@ -5,6 +5,39 @@
 
 #include "portico/conf.h"
 
+/* The configuration text (conf_read.c): the main file with every @include spliced in, as
+ * libconfig parses it, and where each of its lines comes from. libconfig never opens a
+ * file itself: see conf_read.c. */
+#define PT_CONF_MAX_SIZE  (16u << 20)   /* bytes, all files together */
+#define PT_CONF_MAX_DEPTH 10            /* nested @include levels (as libconfig 1.5) */
+
+typedef struct pt_conf_run {
+    unsigned     first;                 /* lines of the text from this one on */
+    unsigned     line;                  /* come from this line on */
+    const char  *file;                  /* of this file (as named to the user) */
+} pt_conf_run;
+
+struct pt_conf_text {
+    char         *data;                 /* NUL-terminated */
+    size_t        len, cap;
+    uint32_t     *offs;                 /* offs[n - 1]: where line n starts in data */
+    size_t        nlines, ocap;
+    pt_conf_run  *runs;                 /* one per stretch of lines from one file */
+    size_t        nruns, rcap;
+    const char   *end_file;             /* the main file, and its line at its end */
+    unsigned      end_line;
+    char        **files;                /* the names runs[].file point to */
+    size_t        nfiles, fcap;
+};
+
+/* Reads path and what it includes. On failure returns PT_ERROR with "FILE:LINE: ..." in
+ * err; t is to be freed either way. */
+int  pt_conf_text_read(pt_conf_text *t, const char *path, char *err, size_t errlen);
+void pt_conf_text_free(pt_conf_text *t);
+/* The file and line that line n of the text (1-based, as libconfig counts) comes from;
+ * past the last line: the end of the main file. */
+const char *pt_conf_text_where(const pt_conf_text *t, unsigned n, unsigned *line);
+
 /* The loading context handed to setters as pt_conf_ctx; the loader's own state wraps it,
  * so that setters keep the public signature and the loader recovers the rest. */
 typedef struct pt_conf_loader {
@@ -12,13 +45,9 @@ typedef struct pt_conf_loader {
     config_t                *cfg;
     const config_setting_t **route_settings;     /* by route index: the { ... } element */
     const config_setting_t **listener_settings;  /* by listener index */
-    /* libconfig 1.5 silently truncates integer literals past 32 bits: the source text of
-     * the file being checked is kept to compare literals with what libconfig read */
-    const char              *src_file;
-    char                    *src;
-    size_t                   src_len;
-    size_t                  *lines;              /* offset of each line's start */
-    size_t                   nlines;
+    /* what libconfig parsed; libconfig 1.5 also silently truncates integer literals past
+     * 32 bits, so literals are compared with what it read */
+    pt_conf_text             text;
 } pt_conf_loader;
 
 #define pt_conf_loader_of(cx) pt_container_of(cx, pt_conf_loader, cx)

@@ -179,7 +179,7 @@ static int set_listeners(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key
         l->index = i;
         l->name = "";
         l->backlog = 511;
-        l->line = config_setting_source_line(e);
+        l->line = (int) pt_conf_setting_line(cx, e);
         if (!config_setting_is_group(e))
             return pt_conf_type_error(cx, e, "a group { ... }");
         l->mod_conf = pt_conf_mod_confs(cx, PT_SCOPE_LISTENER, NULL, l);
@@ -437,7 +437,7 @@ int pt_conf_set_routes(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *
 
         lc->route_settings[i] = e;
         rt->index = i;
-        rt->line = config_setting_source_line(e);
+        rt->line = (int) pt_conf_setting_line(cx, e);
         rt->listener = -1;
         if (!config_setting_is_group(e))
             return pt_conf_type_error(cx, e, "a group { ... }");

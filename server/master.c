@@ -12,10 +12,17 @@
  *
  * Workers live in procs[], indexed by their slot in pt_stats.worker[]: the slot is taken
  * when a worker is first started and kept by its respawns, and freed when the worker
- * exits for good. */
+ * exits for good.
+ *
+ * A reload first has a child process read and parse the file (the check): whatever a
+ * library does on a file it cannot handle (exit, abort, a hang) then happens to the
+ * child, not to the master, which keeps supervising in its loop meanwhile, and parses
+ * the file itself only once the child said it parses. A check that overruns its deadline
+ * is killed. */
 #include "portico/core.h"       /* first: config.h defines _GNU_SOURCE */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>
@@ -43,6 +50,7 @@
 #define BACKOFF_MAX_MS  30000
 #define KILL_GRACE_MS   2000    /* after drain_timeout_ms, before SIGKILL */
 #define FAST_STOP_MS    3000    /* SIGTERM, then SIGKILL after this */
+#define CHECK_TIMEOUT_MS 10000  /* a reload's check of the file; then it is killed */
 #define NSLOTS          ((int) pt_nelems(((pt_stats *) 0)->worker))
 
 typedef struct gen gen;
@@ -83,6 +91,15 @@ static uint64_t      stop_kill_at;          /* shutting down: SIGKILL at this ti
 static bool          daemonized;
 static pid_t         upgrade_pid;           /* the new master of a binary upgrade */
 static char          upgrade_pidfile[4096]; /* the pid file path it took over */
+
+/* the reload's check of the configuration (see above) */
+static pid_t         check_pid;             /* running, 0: none */
+static int           check_fd = -1;         /* read end of its verdict pipe */
+static uint64_t      check_deadline;        /* ms */
+static bool          check_again;           /* a HUP came during the check: check anew */
+static pid_t         check_stray;           /* killed at its deadline, not reaped yet */
+static bool          check_reaped;          /* exited with check_status: see check_ended */
+static int           check_status;
 
 
 /* Small helpers ------------------------------------------------------------------------- */
@@ -250,6 +267,8 @@ static PT_NORETURN void worker_child(proc *p, int slot)
      * dropped must close when the old generation ends, not when this one does) and
      * shared memory only other generations use. */
     close(sig_fd);
+    if (check_fd >= 0)
+        close(check_fd);
     pt_pidfile_forget();
     for (gen *o = gens; o; o = o->next) {
         if (o == g || o->cycle.listen_fds == NULL)
@@ -434,6 +453,15 @@ static void reap(void)
             upgrade_ended(st);
             continue;
         }
+        if (p == NULL && pid == check_pid) {
+            check_reaped = true;        /* its verdict is read after the reaping */
+            check_status = st;
+            continue;
+        }
+        if (p == NULL && pid == check_stray) {
+            check_stray = 0;
+            continue;
+        }
         if (p == NULL) {
             pt_log(PT_LOG_INFO, "reaped unknown child process %d", (int) pid);
             continue;
@@ -514,18 +542,13 @@ static int modules_master_init(pt_cycle *cy)
     return PT_OK;
 }
 
+/* The check said the file parses: load it for real. */
 static void reload_configuration(void)
 {
     gen *cur = gens;
     char err[1024];
 
-    if (state != MASTER_RUNNING) {
-        pt_log(PT_LOG_NOTICE, "reload ignored: shutting down");
-        return;
-    }
     pt_log(PT_LOG_NOTICE, "reload: reading %s", cur->cycle.conf_path);
-    pt_notify("RELOADING=1");
-
     pt_conf *nc = pt_conf_load(cur->cycle.conf_path, err, sizeof(err));
     if (nc == NULL) {
         pt_log(PT_LOG_ERR, "reload failed, keeping the running configuration: %s", err);
@@ -616,11 +639,145 @@ fail:
     free(g);
 }
 
+/* The check's child: read and parse, write the verdict ("0", or "1" and the error), exit.
+ * No logging: the master logs the verdict. */
+static PT_NORETURN void check_child(int fd, const char *path)
+{
+    char msg[1025];
+
+    pt_process_title("configuration check");    /* first: ps and the tests tell it apart */
+    /* the master's death ends the check; its signals stay blocked here: only its SIGKILL
+     * ends the check early */
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != gens->cycle.master_pid)
+        _exit(1);
+    /* nothing of the master's that outlives it: the pid file's lock, the ports */
+    close(sig_fd);
+    pt_pidfile_forget();
+    for (gen *g = gens; g; g = g->next)
+        for (unsigned i = 0; g->cycle.listen_fds && i < g->cycle.conf->nlisteners; i++)
+            if (g->cycle.listen_fds[i] >= 0)
+                close(g->cycle.listen_fds[i]);
+    pt_log_set_role("configuration check");
+
+    msg[0] = '0';
+    msg[1] = '\0';
+    if (pt_conf_check_syntax(path, msg + 1, sizeof(msg) - 1) != PT_OK)
+        msg[0] = '1';
+    size_t len = strlen(msg);
+    _exit(write(fd, msg, len) == (ssize_t) len ? 0 : 1);
+}
+
+static void check_start(void)
+{
+    const char *path = gens->cycle.conf_path;
+    int fds[2];
+
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        pt_log_errno(PT_LOG_ERR, errno, "reload failed, keeping the running configuration: "
+                     "pipe() for the configuration check failed");
+        pt_notify("READY=1");
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        check_child(fds[1], path);
+    }
+    close(fds[1]);
+    if (pid < 0) {
+        pt_log_errno(PT_LOG_ERR, errno, "reload failed, keeping the running configuration: "
+                     "fork() of the configuration check failed");
+        close(fds[0]);
+        pt_notify("READY=1");
+        return;
+    }
+    check_pid = pid;
+    check_fd = fds[0];
+    check_deadline = now_ms() + CHECK_TIMEOUT_MS;
+    pt_log(PT_LOG_INFO, "reload: checking %s (pid %d)", path, (int) pid);
+}
+
+/* Ends the check (its verdict taken or given up): the fd goes, a HUP meanwhile checks the
+ * file anew, else READY=1 says the reload is over, whatever its outcome. */
+static void check_done(void)
+{
+    check_pid = 0;
+    if (check_fd >= 0)
+        close(check_fd);
+    check_fd = -1;
+    if (state != MASTER_RUNNING)
+        return;
+    if (check_again) {
+        check_again = false;
+        check_start();
+        return;
+    }
+    pt_notify("READY=1");
+}
+
+static void check_ended(void)
+{
+    char verdict[1025], how[96];
+    ssize_t n = 0, got;
+    pid_t pid = check_pid;
+    int st = check_status;
+
+    check_reaped = false;
+    /* the child has exited: what it wrote is all there, and the pipe is at its end */
+    while (n < (ssize_t) sizeof(verdict) - 1
+           && ((got = read(check_fd, verdict + n, sizeof(verdict) - 1 - (size_t) n)) > 0
+               || (got < 0 && errno == EINTR)))
+        n += got > 0 ? got : 0;
+    verdict[n] = '\0';
+
+    if (state != MASTER_RUNNING || check_again) {
+        check_done();
+        return;
+    }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && verdict[0] == '0') {
+        reload_configuration();
+    } else if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && verdict[0] == '1') {
+        pt_log(PT_LOG_ERR, "reload failed, keeping the running configuration: %s",
+               verdict + 1);
+    } else {
+        describe_exit(st, how, sizeof(how));
+        pt_log(PT_LOG_ERR, "reload failed, keeping the running configuration: the check "
+               "of %s (pid %d) %s", gens->cycle.conf_path, (int) pid, how);
+    }
+    check_done();
+}
+
+/* SIGHUP: the check first; reload_configuration() when it says the file parses. */
 static void reload(void)
 {
-    reload_configuration();
-    if (state == MASTER_RUNNING)
-        pt_notify("READY=1");           /* done, whether it worked or not */
+    if (state != MASTER_RUNNING) {
+        pt_log(PT_LOG_NOTICE, "reload ignored: shutting down");
+        return;
+    }
+    if (check_pid) {
+        /* the file may have changed since the check read it */
+        check_again = true;
+        pt_log(PT_LOG_NOTICE, "reload: a check of the configuration is running; the file "
+               "is checked again when it ends");
+        return;
+    }
+    pt_notify("RELOADING=1");
+    check_start();
+}
+
+/* The check is over its deadline, or the master stops: kill it and do not wait for it. */
+static void check_kill(bool late)
+{
+    if (check_pid == 0)
+        return;
+    if (late)
+        pt_log(PT_LOG_ERR, "reload failed, keeping the running configuration: the check of "
+               "%s (pid %d) did not finish within %d ms: killed", gens->cycle.conf_path,
+               (int) check_pid, CHECK_TIMEOUT_MS);
+    kill(check_pid, SIGKILL);
+    check_stray = check_pid;
+    check_done();
 }
 
 /* SIGUSR2: start the binary at our own path as a new master, with our sockets. */
@@ -722,6 +879,8 @@ static void stop(master_state how)
     }
     state = how;
     stop_kill_at = now_ms() + wait;
+    check_again = false;
+    check_kill(false);
     if (upgrade_pid == 0)               /* else the new master is the service now */
         pt_notify("STOPPING=1");
     pt_log(PT_LOG_NOTICE, "%s: stopping %u workers", how == MASTER_QUITTING
@@ -773,6 +932,10 @@ static int run_timers(void)
             next = pt_min(next, g->kill_at);
         }
     }
+    if (check_pid && check_deadline <= now)
+        check_kill(true);               /* which may start the next check */
+    if (check_pid)
+        next = pt_min(next, check_deadline);
     if (stop_kill_at) {
         if (stop_kill_at <= now) {
             stop_kill_at = 0;
@@ -857,6 +1020,8 @@ static void handle_signals(void)
         }
     }
     reap();
+    if (check_reaped)
+        check_ended();
     if (usr2)
         upgrade();
     if (hup)
@@ -883,6 +1048,9 @@ static void master_cleanup(void)
     if (sig_fd >= 0)
         close(sig_fd);
     sig_fd = -1;
+    if (check_fd >= 0)
+        close(check_fd);
+    check_fd = -1;
     free(cmdline);
     cmdline = NULL;
     pt_upgrade_free();

@@ -70,7 +70,7 @@ static int set_servers(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *
         pt_upstream_server *sv = &up->servers[i];
         sv->index = (unsigned) i;
         sv->weight = 1;
-        sv->line = config_setting_source_line(e);
+        sv->line = (int) pt_conf_setting_line(cx, e);
         if (!config_setting_is_group(e))
             return pt_conf_error(cx, e, "a server must be a group: { address = \"host:port\"; }");
         if (pt_conf_parse_group(cx, e, server_keys, sv) != PT_OK)
@@ -116,7 +116,7 @@ int pt_upstream_conf_set(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key
         config_setting_t *e = config_setting_get_elem(s, (unsigned) i);
         pt_upstream *up = &l->ups[i];
         up->index = (unsigned) i;
-        up->line = config_setting_source_line(e);
+        up->line = (int) pt_conf_setting_line(cx, e);
         up->keepalive = 32;
         up->retries = 1;
         up->connect_timeout_ms = 2000;

@@ -14,6 +14,7 @@
 
 typedef struct pt_conf pt_conf;
 typedef struct pt_conf_ctx pt_conf_ctx;
+typedef struct pt_conf_text pt_conf_text;
 typedef struct pt_conf_key pt_conf_key;
 typedef struct pt_module pt_module;
 
@@ -41,6 +42,8 @@ struct pt_conf_ctx {
     pt_conf    *conf;
     pt_pool    *pool;
     const char *file;
+    const pt_conf_text *text;  /* what libconfig parsed: gives settings their file and
+                                * line (NULL: libconfig's own positions) */
     char        error[1024];   /* first error, "FILE:LINE: ..." */
     unsigned    errors;
 };

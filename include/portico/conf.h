@@ -10,6 +10,16 @@
 pt_conf *pt_conf_load(const char *path, char *err, size_t errlen);
 void     pt_conf_free(pt_conf *conf);
 
+/* Reads path and every file it includes and has libconfig parse them, but checks no key
+ * and resolves no name: the master runs this in a child process before a reload, so that
+ * nothing a library does while parsing (exit, abort, a hang) can reach the master.
+ * PT_OK, or PT_ERROR with "FILE:LINE: ..." in err. */
+int pt_conf_check_syntax(const char *path, char *err, size_t errlen);
+
+/* The line of the file where setting s was written (files are spliced into one text for
+ * libconfig, whose own line numbers count across them). */
+unsigned pt_conf_setting_line(const pt_conf_ctx *cx, const config_setting_t *s);
+
 /* Reports an error at setting s (NULL: the file). Always returns PT_ERROR. */
 int pt_conf_error(pt_conf_ctx *cx, const config_setting_t *s, const char *fmt, ...)
     PT_PRINTF(3, 4);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
@@ -795,12 +796,140 @@ static void test_many_hosts(void)
     pt_conf_free(c);
 }
 
+/* ---- @include: the text libconfig parses, and positions in the included files ---- */
+
+static char incdir[64];
+
+static void put(const char *name, const char *text)
+{
+    char p[256];
+    snprintf(p, sizeof(p), "%s/%s", incdir, name);
+    FILE *f = fopen(p, "w");
+    if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0) {
+        perror(p);
+        exit(2);
+    }
+}
+
+/* Loads incdir/main.conf: NULL and the error (the directory's path stripped) or "". */
+static pt_conf *load_main(char *err, size_t errlen)
+{
+    char p[256], full[1024];
+    snprintf(p, sizeof(p), "%s/main.conf", incdir);
+    full[0] = '\0';
+    pt_conf *c = pt_conf_load(p, full, sizeof(full));
+    size_t dl = strlen(incdir);
+    /* every path in the message is under incdir: drop it, so the expected texts are short */
+    size_t n = 0;
+    for (const char *q = full; *q && n < errlen - 1; ) {
+        if (strncmp(q, incdir, dl) == 0 && q[dl] == '/') {
+            q += dl + 1;
+            continue;
+        }
+        err[n++] = *q++;
+    }
+    err[n] = '\0';
+    return c;
+}
+
+static void inc_err(const char *want, const char *name)
+{
+    char err[1024];
+    pt_conf *c = load_main(err, sizeof(err));
+    tap_is_str(c ? "(loaded)" : err, want, "include: %s", name);
+    pt_conf_free(c);
+}
+
+static void test_include(void)
+{
+    char err[1024], p[256];
+
+    strcpy(incdir, "/tmp/pt_inc_XXXXXX");
+    if (mkdtemp(incdir) == NULL) {
+        perror("mkdtemp");
+        exit(2);
+    }
+
+    /* an include in the middle; lines after it are the main file's own */
+    put("routes.inc", "# routes\nroutes = (\n  { return = { status = 200; }; }\n);\n");
+    put("main.conf", LISTEN "@include \"routes.inc\"\nworkers = 2;\n");
+    pt_conf *c = load_main(err, sizeof(err));
+    if (tap_ok(c != NULL, "include: loads") || (tap_diag("  %s", err), 0)) {
+        tap_is_int(c->nroutes, 1, "include: the included route is there");
+        tap_is_int(c->routes[0].line, 3, "include: the route's line is its own file's");
+        tap_is_int(c->listeners[0].line, 1, "include: the main file's lines stay");
+        tap_is_int(c->workers, 2, "include: a key after the include is read");
+    }
+    pt_conf_free(c);
+
+    put("main.conf", LISTEN "@include \"routes.inc\"\nworkers = 2;\nbogus = 1;\n");
+    inc_err("main.conf:4: key 'bogus': unknown key", "a key after an include: its line");
+    put("routes.inc", "\n\nroutes = ( { return = { status = 999; }; } );\n");
+    put("main.conf", LISTEN "@include \"routes.inc\"\nworkers = 2;\n");
+    inc_err("routes.inc:3: key 'routes[0].return.status': 999 is out of range 200..599",
+            "an error in an included file: its name and line");
+
+    /* trailing text after the directive, no newline at the end of the included file, CRLF */
+    put("routes.inc", "routes = ( { return = { status = 200; }; } )");
+    put("main.conf", LISTEN "  @include \"routes.inc\"  # the routes\r\nworkers = 2;\r\n"
+        "bogus = 1;\r\n");
+    inc_err("main.conf:4: key 'bogus': unknown key",
+            "blanks before @include, a comment after it, CRLF, no final newline");
+
+    /* nested: names relative to the main file's directory, not the including file's */
+    mkdir(strcat(strcpy(p, incdir), "/sub"), 0755);
+    put("sub/a.inc", "@include \"sub/b.inc\"\n");
+    put("sub/b.inc", "\nworkers = \"x\";\n");
+    put("main.conf", LISTEN ROUTE_OK "@include \"sub/a.inc\"\n");
+    inc_err("sub/b.inc:2: key 'workers': \"x\": expected an integer or \"auto\"",
+            "nested includes, relative to the main file");
+    put("sub/a.inc", "@include \"b.inc\"\n");
+    inc_err("sub/a.inc:1: @include \"b.inc\" (b.inc): No such file or directory",
+            "a name relative to the including file is not found");
+
+    /* what the scanner skips: strings, comments; escapes in the name */
+    put("main.conf", LISTEN ROUTE_OK "x = \"\n@include \\\"/dev/zero\\\"\n\";\n"
+        "/*\n@include \"/dev/zero\"\n*/\n# @include \"/dev/zero\"\n"
+        "// @include \"/dev/zero\"\n");
+    inc_err("main.conf:3: key 'x': unknown key", "no @include inside a string or a comment");
+    put("main.conf", LISTEN ROUTE_OK "workers = 1; @include \"/dev/zero\"\n");
+    inc_err("main.conf:3: syntax error in \"workers = 1; @include \"/dev/zero\"\"",
+            "no @include after text on its line (libconfig: a syntax error)");
+    put("q\"uote.inc", "workers = 3;\n");
+    put("main.conf", LISTEN ROUTE_OK "@include \"q\\\"uote.inc\"\nbogus = 1;\n");
+    inc_err("main.conf:4: key 'bogus': unknown key", "\\\" in an @include name");
+
+    /* refusals the integration tests do not reach */
+    put("main.conf", LISTEN ROUTE_OK "@include \"unclosed.inc\n");
+    inc_err("main.conf:3: @include: no closing quote before the end of the file",
+            "an @include name without its closing quote");
+    put("empty.inc", "");
+    put("main.conf", LISTEN ROUTE_OK "@include \"empty.inc\"\n");
+    c = load_main(err, sizeof(err));
+    tap_ok(c != NULL, "an empty included file is fine");
+    pt_conf_free(c);
+    put("main.conf", "");
+    inc_err("main.conf: no listeners: at least one is needed, e.g. listeners = ( { address = "
+            "\"127.0.0.1:8080\"; } );",
+            "an empty main file: the first missing key");
+
+    /* a syntax error at the very end of the main file after an include */
+    put("main.conf", LISTEN ROUTE_OK "@include \"empty.inc\"\nworkers = ");
+    inc_err("main.conf:4: syntax error in \"workers =\"", "a syntax error at the end");
+
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", incdir);
+    if (system(cmd) != 0)
+        tap_diag("could not remove %s", incdir);
+}
+
 int main(void)
 {
     pt_modules_init();
     test_sample();
     test_defaults();
     test_errors();
+    test_include();
     test_addr();
     test_return_handler();
     test_routes();
