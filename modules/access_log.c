@@ -255,8 +255,8 @@ static void access_log_request(pt_request *r)
     memcpy(p, r->conn->peer_ip, r->conn->peer_ip_len);
     p += r->conn->peer_ip_len;
     p += snprintf(p, (size_t) (end - p), " - - [%.*s] \"", (int) when.len, when.data);
-    if (r->head.method.len) {
-        p = put_escaped(p, end, r->head.method.data, r->head.method.len);
+    if (r->head.method_name.len) {
+        p = put_escaped(p, end, r->head.method_name.data, r->head.method_name.len);
         *p++ = ' ';
         p = put_escaped(p, end, r->head.target.data, pt_min(r->head.target.len, 4096));
         p += snprintf(p, (size_t) (end - p), " HTTP/%u.%u", r->head.version / 10,

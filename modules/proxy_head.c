@@ -62,7 +62,7 @@ static bool in_header_list(const pt_header_list *l, pt_str n)
 /* An Upgrade the proxy tunnels: not h2c (RFC 9113 §3.1: a proxy must not forward it). */
 static bool tunnel_upgrade(const pt_request *r, pt_str *value)
 {
-    if (!r->info.upgrade)
+    if (!r->head.upgrade)
         return false;
     const pt_header *u = pt_h1_find(r->head.headers, r->head.nheaders, PT_STR("Upgrade"));
     if (u == NULL || pt_h1_list_has(u->value, PT_STR("h2c")))
@@ -71,87 +71,58 @@ static bool tunnel_upgrade(const pt_request *r, pt_str *value)
     return true;
 }
 
+/* The request to the origin, from the client request's head as the phases left it:
+ * hop-by-hop fields out, the route's fields in, X-Forwarded-* and X-Real-IP added. The
+ * exchange writes it (request line, Host, framing, Connection). */
 int proxy_build_request(proxy_ctx *px)
 {
     pt_request *r = px->r;
     const proxy_route_conf *rc = px->rc;
     const pt_header *hs = r->head.headers;
     uint32_t nh = r->head.nheaders;
+    pt_upx_req *q = &px->x.req;
     pt_str upgrade = PT_STR_NULL;
     bool tunnel = tunnel_upgrade(r, &upgrade);
     bool te_trailers = false;
     size_t xff_len = 0;
 
-    size_t size = r->head.method.len + r->head.target.len + 64;
     for (uint32_t i = 0; i < nh; i++) {
-        size += hs[i].name.len + hs[i].value.len + 4;
         if (pt_str_caseeq_lit(hs[i].name, "x-forwarded-for"))
             xff_len += hs[i].value.len + 2;
         else if (pt_str_caseeq_lit(hs[i].name, "te") && pt_h1_list_has(hs[i].value, PT_STR("trailers")))
             te_trailers = true;
     }
-    for (unsigned i = 0; i < rc->set_request.n; i++)
-        size += rc->set_request.h[i].name.len + rc->set_request.h[i].value.len + 4;
-    pt_str host = r->info.authority;
-    if (!rc->preserve_host || host.len == 0)
-        host = px->uc->server->authority;
+    pt_header *out = pt_palloc(r->pool, (nh + rc->set_request.n + 6) * sizeof(pt_header));
+    char *xff = pt_palloc(r->pool, xff_len + r->conn->peer_ip_len + 1);
+    if (out == NULL || xff == NULL)
+        return PT_ERROR;
+    uint32_t n = 0;
+
     /* A configured field replaces what the proxy would generate (like nginx's
      * proxy_set_header): Host, X-Forwarded-*, X-Real-IP. An empty value removes the
      * generated one (not Host: the config refuses that). */
+    pt_str host = r->head.authority;
+    if (!rc->preserve_host)
+        host = PT_STR_NULL;             /* the exchange puts the server's address */
     const pt_header *set_host = header_list_find(&rc->set_request, PT_STR("Host"));
     if (set_host)
         host = set_host->value;
-    bool gen_xff = !in_header_list(&rc->set_request, PT_STR("X-Forwarded-For"));
-    bool gen_xrip = !in_header_list(&rc->set_request, PT_STR("X-Real-IP"));
-    bool gen_xfp = !in_header_list(&rc->set_request, PT_STR("X-Forwarded-Proto"));
-    bool gen_xfh = !in_header_list(&rc->set_request, PT_STR("X-Forwarded-Host"));
-    /* Host, X-Forwarded-Host (the authority), the joined X-Forwarded-For, the client's
-     * address twice, the fixed texts (< 320), Upgrade, an absolute-form target's parts */
-    size += host.len + r->info.authority.len + xff_len + 2 * r->conn->peer_ip_len + 320
-            + upgrade.len + r->info.path.len + r->info.query.len;
-
-    char *buf = pt_palloc(r->pool, size);
-    if (buf == NULL)
-        return PT_ERROR;
-    char *p = buf;
-
-    PUTSTR(p, r->head.method);
-    *p++ = ' ';
-    if (r->info.absolute_form) {
-        PUTSTR(p, r->info.path);
-        if (r->info.query.data) {
-            *p++ = '?';
-            PUTSTR(p, r->info.query);
-        }
-    } else {
-        PUTSTR(p, r->head.target);
-    }
-    PUTS(p, " HTTP/1.1\r\nHost: ");
-    PUTSTR(p, host);
-    PUTS(p, "\r\n");
 
     for (uint32_t i = 0; i < nh; i++) {
-        pt_str n = hs[i].name;
-        if (request_field_dropped(n) || in_header_list(&rc->set_request, n))
+        pt_str nm = hs[i].name;
+        if (request_field_dropped(nm) || in_header_list(&rc->set_request, nm))
             continue;
-        if (!protected_field(n) && pt_h1_connection_lists(hs, nh, n))
+        if (!protected_field(nm) && pt_h1_connection_lists(hs, nh, nm))
             continue;                   /* hop-by-hop by the client's say-so */
-        PUTSTR(p, n);
-        PUTS(p, ": ");
-        PUTSTR(p, hs[i].value);
-        PUTS(p, "\r\n");
+        out[n++] = hs[i];
     }
     for (unsigned i = 0; i < rc->set_request.n; i++) {
         if (rc->set_request.h[i].value.len == 0 || &rc->set_request.h[i] == set_host)
-            continue;                   /* an empty value removes the field; Host is above */
-        PUTSTR(p, rc->set_request.h[i].name);
-        PUTS(p, ": ");
-        PUTSTR(p, rc->set_request.h[i].value);
-        PUTS(p, "\r\n");
+            continue;                   /* an empty value removes the field; Host is apart */
+        out[n++] = rc->set_request.h[i];
     }
-
-    if (gen_xff) {
-        PUTS(p, "X-Forwarded-For: ");
+    if (!in_header_list(&rc->set_request, PT_STR("X-Forwarded-For"))) {
+        char *p = xff;
         for (uint32_t i = 0; i < nh; i++) {
             if (pt_str_caseeq_lit(hs[i].name, "x-forwarded-for") && hs[i].value.len) {
                 PUTSTR(p, hs[i].value);
@@ -159,67 +130,53 @@ int proxy_build_request(proxy_ctx *px)
             }
         }
         PUT(p, r->conn->peer_ip, r->conn->peer_ip_len);
-        PUTS(p, "\r\n");
+        out[n++] = (pt_header) { PT_STR("X-Forwarded-For"), { (size_t) (p - xff), xff } };
     }
-    if (gen_xrip) {
-        PUTS(p, "X-Real-IP: ");
-        PUT(p, r->conn->peer_ip, r->conn->peer_ip_len);
-        PUTS(p, "\r\n");
-    }
-    if (gen_xfp)
-        PUTS(p, "X-Forwarded-Proto: http\r\n");
-    if (gen_xfh && r->info.authority.len) {
-        PUTS(p, "X-Forwarded-Host: ");
-        PUTSTR(p, r->info.authority);
-        PUTS(p, "\r\n");
-    }
+    pt_str ip = { r->conn->peer_ip_len, r->conn->peer_ip };
+    if (!in_header_list(&rc->set_request, PT_STR("X-Real-IP")))
+        out[n++] = (pt_header) { PT_STR("X-Real-IP"), ip };
+    if (!in_header_list(&rc->set_request, PT_STR("X-Forwarded-Proto")))
+        out[n++] = (pt_header) { PT_STR("X-Forwarded-Proto"), r->head.scheme };
+    if (!in_header_list(&rc->set_request, PT_STR("X-Forwarded-Host")) && r->head.authority.len)
+        out[n++] = (pt_header) { PT_STR("X-Forwarded-Host"), r->head.authority };
     if (te_trailers)
-        PUTS(p, "TE: trailers\r\n");
+        out[n++] = (pt_header) { PT_STR("TE"), PT_STR("trailers") };
 
-    if (r->info.chunked && !r->body_buffered) {
-        PUTS(p, "Transfer-Encoding: chunked\r\n");
-        px->rechunk = true;
-    } else if (r->info.chunked || r->info.content_length >= 0) {
-        /* a chunked body read whole is sent with its length: origins that take no
-         * chunked requests then take it too */
-        char num[24];
-        size_t nn = pt_fmt_u64(num, r->info.chunked ? (uint64_t) r->body_buf_len
-                                                    : (uint64_t) r->info.content_length);
-        PUTS(p, "Content-Length: ");
-        PUT(p, num, nn);
-        PUTS(p, "\r\n");
+    /* the target from the (editable) path and query: origin-form whatever the client sent */
+    pt_str target = r->head.path;
+    if (r->head.query.data) {
+        char *t = pt_palloc(r->pool, r->head.path.len + r->head.query.len + 1);
+        if (t == NULL)
+            return PT_ERROR;
+        char *p = t;
+        PUTSTR(p, r->head.path);
+        *p++ = '?';
+        PUTSTR(p, r->head.query);
+        target = (pt_str) { (size_t) (p - t), t };
     }
-    /* Expect goes on only when the client still waits for a 100: with its body already
-     * here (sent with the head, or read whole) waiting for the origin's 100 only delays */
-    if (r->info.expect_continue && r->body_state == PT_RB_PENDING
-        && r->conn->in.pos == r->conn->in.last) {
-        PUTS(p, "Expect: 100-continue\r\n");
-        px->expect_wait = true;
-    }
+
+    q->method = r->head.method_name;
+    q->method_id = r->head.method;
+    q->target = target;
+    q->host = host;
+    q->headers = out;
+    q->nheaders = n;
     /* Connection names every hop-by-hop field we send: a TE sender must list "TE"
      * (RFC 9110 §10.1.4), or the next hop may treat it as end-to-end. */
-    if (tunnel || px->up->keepalive == 0 || te_trailers) {
-        PUTS(p, "Connection: ");
-        if (tunnel)
-            PUTS(p, "upgrade");
-        else if (px->up->keepalive == 0)
-            PUTS(p, "close");
-        if (te_trailers) {
-            if (tunnel || px->up->keepalive == 0)
-                PUTS(p, ", ");
-            PUTS(p, "TE");
-        }
-        PUTS(p, "\r\n");
-    }
-    if (tunnel) {
-        PUTS(p, "Upgrade: ");
-        PUTSTR(p, upgrade);
-        PUTS(p, "\r\n");
-    }
-    PUTS(p, "\r\n");
-
-    px->head = buf;
-    px->head_len = (size_t) (p - buf);
+    q->connection = te_trailers ? PT_STR("TE") : PT_STR_NULL;
+    q->upgrade = tunnel ? upgrade : PT_STR_NULL;
+    /* a chunked body read whole is sent with its length: origins that take no chunked
+     * requests then take it too */
+    if (r->head.chunked)
+        q->body_length = r->body_buffered ? (int64_t) r->body_buf_len : PT_UPX_CHUNKED;
+    else if (r->head.content_length >= 0)
+        q->body_length = r->head.content_length;
+    else
+        q->body_length = PT_UPX_NO_BODY;
+    /* Expect goes on only when the client still waits for a 100: with its body already
+     * here (sent with the head, or read whole) waiting for the origin's 100 only delays */
+    q->expect_continue = r->head.expect_continue && r->body_state == PT_RB_PENDING
+                         && r->conn->in.pos == r->conn->in.last;
     return PT_OK;
 }
 
@@ -250,8 +207,8 @@ int proxy_copy_response_headers(proxy_ctx *px)
 {
     pt_request *r = px->r;
     const proxy_route_conf *rc = px->rc;
-    const pt_header *hs = px->rhead.headers;
-    uint32_t nh = px->rhead.nheaders;
+    const pt_header *hs = px->x.resp.headers;
+    uint32_t nh = px->x.resp.nheaders;
 
     for (uint32_t i = 0; i < nh; i++) {
         pt_str n = hs[i].name;
@@ -272,7 +229,7 @@ int proxy_copy_response_headers(proxy_ctx *px)
         if (pt_http_add_header(r, rc->set_response.h[i].name, rc->set_response.h[i].value) != PT_OK)
             return PT_ERROR;
     }
-    if (px->ri.status == 101) {
+    if (px->x.ri.status == 101) {
         const pt_header *u = pt_h1_find(hs, nh, PT_STR("Upgrade"));
         if (pt_http_add_header(r, PT_STR("Connection"), PT_STR("upgrade")) != PT_OK
             || (u && pt_http_add_header(r, PT_STR("Upgrade"), u->value) != PT_OK))

@@ -148,7 +148,7 @@ static int return_content(pt_request *r)
 {
     /* Expect: 100-continue: answer at once instead of inviting a body we would drop
      * (the core then closes the connection) */
-    if (pt_http_body_pending(r) && !(r->info.expect_continue && !r->continue_sent)) {
+    if (pt_http_body_pending(r) && !(r->head.expect_continue && !r->continue_sent)) {
         r->on_body = return_on_body;
         return_on_body(r);
         return PT_AGAIN;

@@ -16,6 +16,7 @@
 #include "portico/module.h"
 #include "portico/pool.h"
 #include "portico/str.h"
+#include "portico/upstream.h"
 #include "conf_int.h"
 
 /* ---- errors ---- */
@@ -769,6 +770,8 @@ static int load(pt_conf_loader *lc)
             return PT_ERROR;
         }
     }
+    if (pt_upstream_conf_check(cx) != PT_OK)
+        return PT_ERROR;
     if (check_content(cx) != PT_OK)
         return PT_ERROR;
     return pt_route_table_build(cx);

@@ -7,12 +7,14 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "portico/cidr.h"
 #include "portico/conf.h"
 #include "portico/log.h"
 #include "portico/module.h"
 #include "portico/pool.h"
 #include "portico/shm-t.h"
 #include "portico/str.h"
+#include "portico/upstream.h"
 #include "conf_int.h"
 
 #define PT_MAX_TIMEOUT_MS 86400000   /* one day */
@@ -139,6 +141,9 @@ const pt_conf_key pt_conf_listener_keys[] = {
     { "name", 0, pt_conf_set_str, offsetof(pt_listener_conf, name), 1, 64, NULL },
     { "address", 0, set_listen_addr, offsetof(pt_listener_conf, address), 1, 300, NULL },
     { "backlog", 0, set_backlog, 0, 1, 65535, NULL },
+    { "proxy_protocol", 0, pt_conf_set_bool, offsetof(pt_listener_conf, proxy_protocol), 0, 0, NULL },
+    { "proxy_protocol_trusted", 0, pt_conf_set_cidr_list,
+      offsetof(pt_listener_conf, proxy_protocol_trusted), 0, 0, NULL },
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
 
@@ -465,6 +470,7 @@ const pt_conf_key pt_conf_main_keys[] = {
     { "limits", PT_SCOPE_MAIN, set_limits, offsetof(pt_conf, limits), 0, 0, NULL },
     { "listeners", PT_SCOPE_MAIN, set_listeners, 0, 0, 0, NULL },
     { "routes", PT_SCOPE_MAIN, pt_conf_set_routes, 0, 0, 0, NULL },
+    { "upstreams", PT_SCOPE_MAIN, pt_upstream_conf_set, 0, 0, 0, NULL },
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
 

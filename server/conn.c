@@ -1,12 +1,13 @@
-/* Client connections: buffers, socket I/O, the output queue, timers, closing.
- * Idle keep-alive connections hold no buffer and no pool: both go back to small per-worker
- * free lists, so 10,000 idle clients cost 10,000 pt_conn structs and nothing more. */
+/* Client connections: accepting, the input buffer, the output queue, the timer, closing.
+ * A connection knows its transport and its session, not HTTP: the accept pipeline runs
+ * first, then the listener's session (h1) gets the connection through its ops.
+ * Idle keep-alive connections hold no buffer, no pool and no output block: all go back to
+ * small per-worker free lists, so 10,000 idle clients cost 10,000 pt_conn structs (with
+ * their session's state inline) and nothing more. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
-#include <arpa/inet.h>
 #include <stdlib.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "portico/log.h"
 #include "portico/pool.h"
@@ -24,17 +25,23 @@ static unsigned nfree_pools;
 static pt_out_block *free_out[PT_FREE_OUT];
 static unsigned nfree_out;
 
-static void out_block_put(pt_out *o);
-
 static void conn_io(pt_io *io, uint32_t events)
 {
-    pt_http_conn_event(io->data, events);
+    pt_conn *c = io->data;
+    pt_xprt_events(&c->x, events);
+    if (c->proto)
+        c->proto->event(c, events);
+    else
+        pt_accept_event(c, events);
 }
 
 static void conn_timeout(pt_timer *t)
 {
     pt_conn *c = t->data;
-    pt_http_conn_event(c, 0);       /* events == 0: the timer fired */
+    if (c->proto)
+        c->proto->event(c, 0);      /* events == 0: the timer fired */
+    else
+        pt_accept_event(c, 0);
 }
 
 static void conn_free(pt_defer *d)
@@ -43,8 +50,13 @@ static void conn_free(pt_defer *d)
     free(c);
 }
 
-static void peer_text(pt_conn *c)
+void pt_conn_set_peer(pt_conn *c, const struct sockaddr *sa, socklen_t len)
 {
+    if (len > sizeof(c->peer))
+        len = sizeof(c->peer);
+    memcpy(&c->peer, sa, len);
+    c->peerlen = len;
+
     const void *a;
     if (c->peer.sa.sa_family == AF_INET6) {
         const struct sockaddr_in6 *s6 = &c->peer.in6;
@@ -68,36 +80,39 @@ static void peer_text(pt_conn *c)
 
 void pt_conn_accepted(pt_listener *l, int fd, struct sockaddr *sa, socklen_t len)
 {
-    pt_conn *c = calloc(1, sizeof(*c));
+    /* the session's state lives right after the connection: one allocation */
+    const pt_session_ops *s = &pt_h1_session;
+    pt_conn *c = calloc(1, sizeof(*c) + s->size);
     if (c == NULL) {
         pt_log(PT_LOG_ALERT, "out of memory accepting a connection");
-        close(fd);
+        pt_xprt tmp;
+        pt_xprt_tcp_init(&tmp, fd);
+        tmp.ops->close(&tmp);
         return;
     }
-    /* TCP_NODELAY comes from the listening socket (listen.c) */
-    c->io.fd = fd;
-    c->io.fn = conn_io;
-    c->io.data = c;
+    pt_xprt_tcp_init(&c->x, fd);
+    c->x.io.fn = conn_io;
+    c->x.io.data = c;
     c->listener = l;
-    c->state = PT_CONN_HEAD;
     c->free_later.fn = conn_free;
-    if (len > sizeof(c->peer))
-        len = sizeof(c->peer);
-    memcpy(&c->peer, sa, len);
-    c->peerlen = len;
-    peer_text(c);
+    pt_conn_set_peer(c, sa, len);
     pt_timer_init(&c->timer, conn_timeout, c);
-    if (pt_io_add(pt_loop_cur, &c->io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != PT_OK) {
-        close(fd);
+    if (pt_io_add(pt_loop_cur, &c->x.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET) != PT_OK) {
+        c->x.ops->close(&c->x);
         free(c);
         return;
     }
     pt_worker_conn_opened(c);
-    /* the first request's head must arrive within the header timeout, counted from now */
-    pt_conn_set_timer(c, pt_wconf->limits.client_header_timeout_ms);
     /* data usually arrives with the connection: try it now, saving an epoll round trip */
-    c->readable = true;
-    pt_http_read_head(c);
+    c->x.readable = true;
+    pt_accept_start(c);
+}
+
+void pt_conn_start_session(pt_conn *c)
+{
+    c->proto = &pt_h1_session;
+    c->session = c + 1;
+    c->proto->start(c);
 }
 
 void pt_conn_set_timer(pt_conn *c, uint32_t ms)
@@ -107,6 +122,8 @@ void pt_conn_set_timer(pt_conn *c, uint32_t ms)
     else
         pt_loop_timer(pt_loop_cur, &c->timer, ms);
 }
+
+/* ---- input ---- */
 
 int pt_conn_alloc_in(pt_conn *c)
 {
@@ -121,17 +138,55 @@ int pt_conn_alloc_in(pt_conn *c)
     return PT_OK;
 }
 
+static void buf_put(char *b, bool owned)
+{
+    if (!owned && nfree_bufs < PT_FREE_BUFS)
+        free_bufs[nfree_bufs++] = b;
+    else
+        free(b);
+}
+
 static void release_in(pt_conn *c)
 {
     if (c->in.start == NULL)
         return;
-    if (!c->in_owned && nfree_bufs < PT_FREE_BUFS)
-        free_bufs[nfree_bufs++] = c->in.start;
-    else
-        free(c->in.start);
+    buf_put(c->in.start, c->in_owned);
     c->in.start = c->in.pos = c->in.last = c->in.end = NULL;
     c->in_owned = false;
 }
+
+/* Moves the buffer to a bigger allocation. What points into it (a session's parsed
+ * strings) is the caller's to move: it gets the old bounds. */
+int pt_conn_grow_in(pt_conn *c, size_t size, char **old_start, char **old_end)
+{
+    if (size <= pt_buf_size(&c->in))
+        return PT_DECLINED;
+    char *nb = malloc(size);
+    if (nb == NULL)
+        return PT_ERROR;
+    char *ob = c->in.start;
+    size_t used = (size_t) (c->in.last - ob);
+    memcpy(nb, ob, used);
+    *old_start = ob;
+    *old_end = c->in.end;
+    c->in.pos = nb + (c->in.pos - ob);
+    c->in.last = nb + used;
+    c->in.start = nb;
+    c->in.end = nb + size;
+    buf_put(ob, c->in_owned);     /* not read again: the caller only compares addresses */
+    c->in_owned = true;
+    return PT_OK;
+}
+
+ssize_t pt_conn_read(pt_conn *c)
+{
+    ssize_t n = pt_xprt_read(&c->x, &c->in, SIZE_MAX);
+    if (n > 0 && pt_stats_mine)
+        pt_stats_mine->bytes_in += (uint64_t) n;
+    return n;
+}
+
+/* ---- pools ---- */
 
 pt_pool *pt_conn_pool(pt_conn *c)
 {
@@ -140,7 +195,7 @@ pt_pool *pt_conn_pool(pt_conn *c)
     return c->pool;
 }
 
-static void release_pool(pt_conn *c)
+void pt_conn_release_pool(pt_conn *c)
 {
     if (c->pool == NULL)
         return;
@@ -152,13 +207,158 @@ static void release_pool(pt_conn *c)
     c->pool = NULL;
 }
 
+/* ---- output ---- */
+
+static pt_out_block *out_block_get(void)
+{
+    pt_out_block *b = nfree_out ? free_out[--nfree_out] : malloc(sizeof(*b));
+    if (b == NULL)
+        return NULL;
+    b->next = NULL;
+    b->first = b->n = 0;
+    b->scratch_len = 0;
+    return b;
+}
+
+static void out_block_free(pt_out_block *b)
+{
+    if (nfree_out < PT_FREE_OUT)
+        free_out[nfree_out++] = b;
+    else
+        free(b);
+}
+
+static void out_release(pt_out *o)
+{
+    while (o->head) {
+        pt_out_block *b = o->head;
+        o->head = b->next;
+        out_block_free(b);
+    }
+    o->tail = NULL;
+    o->pending = 0;
+}
+
+/* A block with room for another iovec at the end of the chain. */
+static pt_out_block *out_tail(pt_out *o)
+{
+    if (o->tail && o->tail->n < PT_OUT_IOV)
+        return o->tail;
+    pt_out_block *b = out_block_get();
+    if (b == NULL)
+        return NULL;
+    if (o->tail)
+        o->tail->next = b;
+    else
+        o->head = b;
+    o->tail = b;
+    return b;
+}
+
+int pt_out_add(pt_conn *c, const void *p, size_t n)
+{
+    pt_out *o = &c->out;
+    if (n == 0)
+        return PT_OK;
+    pt_out_block *t = o->tail;
+    if (t && t->n > t->first) {
+        struct iovec *lastv = &t->iov[t->n - 1];
+        if ((const char *) lastv->iov_base + lastv->iov_len == p) {
+            lastv->iov_len += n;        /* contiguous with the previous piece */
+            o->pending += n;
+            return PT_OK;
+        }
+    }
+    if ((t = out_tail(o)) == NULL)
+        return PT_ERROR;
+    t->iov[t->n].iov_base = (void *) p;
+    t->iov[t->n].iov_len = n;
+    t->n++;
+    o->pending += n;
+    return PT_OK;
+}
+
+/* Chunk-size lines and the like: scratch in the queue's last block, valid until the
+ * queue drains (a request's pool would grow without bound over a long stream). */
+char *pt_out_small(pt_conn *c, size_t n)
+{
+    pt_out *o = &c->out;
+    if (n > PT_OUT_SCRATCH)
+        return NULL;
+    pt_out_block *t = o->tail;
+    if (t == NULL || t->scratch_len + n > PT_OUT_SCRATCH) {
+        if ((t = out_block_get()) == NULL)
+            return NULL;
+        if (o->tail)
+            o->tail->next = t;
+        else
+            o->head = t;
+        o->tail = t;
+    }
+    char *p = t->scratch + t->scratch_len;
+    t->scratch_len += n;
+    return p;
+}
+
+int pt_conn_flush(pt_conn *c)
+{
+    pt_out *o = &c->out;
+    while (o->pending) {
+        pt_out_block *b = o->head;
+        if (!c->x.writable)
+            return PT_AGAIN;
+        ssize_t n = pt_xprt_writev(&c->x, &b->iov[b->first], (int) (b->n - b->first));
+        if (n == PT_AGAIN)
+            return PT_AGAIN;
+        if (n < 0)
+            return PT_ERROR;
+        if (pt_stats_mine)
+            pt_stats_mine->bytes_out += (uint64_t) n;
+        o->sent += (uint64_t) n;
+        o->pending -= (size_t) n;
+        size_t left = (size_t) n;
+        while (left) {
+            struct iovec *v = &b->iov[b->first];
+            if (left >= v->iov_len) {
+                left -= v->iov_len;
+                b->first++;
+            } else {
+                v->iov_base = (char *) v->iov_base + left;
+                v->iov_len -= left;
+                left = 0;
+            }
+        }
+        if (b->first == b->n && b->next) {
+            o->head = b->next;          /* a block written out: on to the next one */
+            out_block_free(b);
+            continue;
+        }
+        if (o->pending)
+            c->x.writable = false;      /* partial write: the transport is full */
+    }
+    /* drained: keep one block for what comes next, emptied */
+    if (o->head) {
+        while (o->head->next) {
+            pt_out_block *b = o->head;
+            o->head = b->next;
+            out_block_free(b);
+        }
+        o->tail = o->head;
+        o->head->first = o->head->n = 0;
+        o->head->scratch_len = 0;
+    }
+    return PT_OK;
+}
+
+/* ---- idle and close ---- */
+
 void pt_conn_release_idle(pt_conn *c)
 {
     if (c->in.start && c->in.pos == c->in.last)
         release_in(c);
-    release_pool(c);
+    pt_conn_release_pool(c);
     if (c->out.pending == 0)
-        out_block_put(&c->out);
+        out_release(&c->out);
 }
 
 void pt_conn_free_lists_trim(void)
@@ -171,226 +371,18 @@ void pt_conn_free_lists_trim(void)
         free(free_out[--nfree_out]);
 }
 
-/* Moves the buffer to a bigger allocation. Strings of the request head point into it, so
- * they are moved along. */
-int pt_conn_grow_in(pt_conn *c, size_t size)
-{
-    if (size <= pt_buf_size(&c->in))
-        return PT_OK;
-    char *nb = malloc(size);
-    if (nb == NULL)
-        return PT_ERROR;
-    char *ob = c->in.start;
-    size_t used = (size_t) (c->in.last - ob);
-    memcpy(nb, ob, used);
-    uintptr_t lo = (uintptr_t) ob, hi = (uintptr_t) c->in.end;
-#define MOVE(p) do { \
-        if ((p) && (uintptr_t) (p) >= lo && (uintptr_t) (p) <= hi) \
-            (p) = nb + ((uintptr_t) (p) - lo); \
-    } while (0)
-    pt_request *r = c->req;
-    if (r) {
-        MOVE(r->head.method.data);
-        MOVE(r->head.target.data);
-        MOVE(r->head.reason.data);
-        for (uint32_t i = 0; i < r->head.nheaders; i++) {
-            MOVE(r->head.headers[i].name.data);
-            MOVE(r->head.headers[i].value.data);
-        }
-        MOVE(r->info.path.data);
-        MOVE(r->info.query.data);
-        MOVE(r->info.authority.data);
-        MOVE(r->info.host.data);
-        MOVE(r->body_unread);
-    }
-    MOVE(c->body_base);
-#undef MOVE
-    c->in.pos = nb + (c->in.pos - ob);
-    c->in.last = nb + used;
-    c->in.start = nb;
-    c->in.end = nb + size;
-    if (c->in_owned)
-        free(ob);
-    else if (nfree_bufs < PT_FREE_BUFS)
-        free_bufs[nfree_bufs++] = ob;
-    else
-        free(ob);
-    c->in_owned = true;
-    return PT_OK;
-}
-
-ssize_t pt_conn_read(pt_conn *c)
-{
-    size_t room = pt_buf_free(&c->in);
-    if (room == 0)
-        return -3;
-    for (;;) {
-        ssize_t n = recv(c->io.fd, c->in.last, room, 0);
-        if (n > 0) {
-            c->in.last += n;
-            if (pt_stats_mine)
-                pt_stats_mine->bytes_in += (uint64_t) n;
-            if ((size_t) n < room && !c->peer_closed)
-                c->readable = false;    /* short read: the socket is drained (edge-triggered) */
-            return n;
-        }
-        if (n == 0) {
-            c->peer_closed = true;
-            return 0;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN) {
-            c->readable = false;
-            return -2;
-        }
-        c->peer_closed = true;
-        return -1;
-    }
-}
-
-static int out_block_get(pt_out *o)
-{
-    if (o->iov)
-        return PT_OK;
-    pt_out_block *b = nfree_out ? free_out[--nfree_out] : malloc(sizeof(*b));
-    if (b == NULL)
-        return PT_ERROR;
-    o->iov = b->iov;
-    o->scratch = b->scratch;
-    o->first = o->n = 0;
-    o->scratch_len = 0;
-    return PT_OK;
-}
-
-static void out_block_put(pt_out *o)
-{
-    if (o->iov == NULL)
-        return;
-    pt_out_block *b = pt_container_of(o->iov, pt_out_block, iov);
-    if (nfree_out < PT_FREE_OUT)
-        free_out[nfree_out++] = b;
-    else
-        free(b);
-    o->iov = NULL;
-    o->scratch = NULL;
-    o->first = o->n = 0;
-    o->pending = o->scratch_len = 0;
-}
-
-int pt_out_add(pt_conn *c, const void *p, size_t n)
-{
-    pt_out *o = &c->out;
-    if (n == 0)
-        return PT_OK;
-    if (o->iov == NULL && out_block_get(o) != PT_OK)
-        return PT_ERROR;
-    if (o->n > 0) {
-        struct iovec *lastv = &o->iov[o->n - 1];
-        if ((const char *) lastv->iov_base + lastv->iov_len == p) {
-            lastv->iov_len += n;        /* contiguous with the previous piece */
-            o->pending += n;
-            return PT_OK;
-        }
-    }
-    if (o->n == PT_OUT_IOV) {
-        if (pt_conn_flush(c) == PT_ERROR)
-            return PT_ERROR;
-        if (o->n == PT_OUT_IOV)
-            return PT_AGAIN;
-    }
-    o->iov[o->n].iov_base = (void *) p;
-    o->iov[o->n].iov_len = n;
-    o->n++;
-    o->pending += n;
-    return PT_OK;
-}
-
-/* Chunk-size lines and the like: a small scratch in the connection, valid until the queue
- * empties (a request's pool would grow without bound over a long chunked stream). */
-char *pt_out_small(pt_conn *c, size_t n)
-{
-    pt_out *o = &c->out;
-    if (o->iov == NULL && out_block_get(o) != PT_OK)
-        return NULL;
-    if (o->scratch_len + n > PT_OUT_SCRATCH)
-        return c->req ? pt_palloc(c->req->pool, n) : NULL;
-    char *p = o->scratch + o->scratch_len;
-    o->scratch_len += n;
-    return p;
-}
-
-int pt_conn_flush(pt_conn *c)
-{
-    pt_out *o = &c->out;
-    while (o->pending) {
-        if (!c->writable)
-            return PT_AGAIN;
-        ssize_t n = writev(c->io.fd, &o->iov[o->first], (int) (o->n - o->first));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN) {
-                c->writable = false;
-                return PT_AGAIN;
-            }
-            c->peer_closed = true;
-            return PT_ERROR;
-        }
-        if (pt_stats_mine)
-            pt_stats_mine->bytes_out += (uint64_t) n;
-        if (c->req)
-            c->req->bytes_sent += (uint64_t) n;
-        o->pending -= (size_t) n;
-        size_t left = (size_t) n;
-        while (left) {
-            struct iovec *v = &o->iov[o->first];
-            if (left >= v->iov_len) {
-                left -= v->iov_len;
-                o->first++;
-            } else {
-                v->iov_base = (char *) v->iov_base + left;
-                v->iov_len -= left;
-                left = 0;
-            }
-        }
-        if (o->pending)
-            c->writable = false;        /* partial write: the socket buffer is full */
-    }
-    o->first = o->n = 0;
-    o->scratch_len = 0;
-    return PT_OK;
-}
-
-/* Closing with unread input makes the kernel send RST, which can destroy the response
- * still in flight to the client. So: half-close, read and drop for a while, then close. */
-void pt_conn_linger(pt_conn *c)
-{
-    if (c->peer_closed || c->io.fd < 0) {
-        pt_conn_close(c);
-        return;
-    }
-    shutdown(c->io.fd, SHUT_WR);
-    c->state = PT_CONN_LINGER;
-    c->linger_until = PT_LINGER_BYTES;
-    pt_conn_set_timer(c, PT_LINGER_MS);
-    pt_http_conn_event(c, EPOLLIN);
-}
-
 void pt_conn_close(pt_conn *c)
 {
-    if (c->state == PT_CONN_CLOSED)
+    if (c->closed)
         return;
-    c->state = PT_CONN_CLOSED;
+    c->closed = true;
+    if (c->proto && c->proto->release)
+        c->proto->release(c);
     pt_timer_del(&pt_loop_cur->timers, &c->timer);
-    if (c->io.fd >= 0) {
-        close(c->io.fd);        /* also removes it from the epoll set */
-        c->io.fd = -1;
-    }
-    c->req = NULL;
-    release_pool(c);
+    pt_xprt_close(&c->x);
+    pt_conn_release_pool(c);
     release_in(c);
-    out_block_put(&c->out);
+    out_release(&c->out);
     pt_worker_conn_closed(c);
     pt_defer_add(pt_loop_cur, &c->free_later);
 }

@@ -1,36 +1,12 @@
-/* The request body as the core reads it: Content-Length or chunked (decoded here, so
- * modules only ever see data), limits, 100-continue, and dropping unread bodies.
- * Body bytes live in the connection buffer after the head ([body_base, end)); the head
- * before them stays put because the request's strings point into it. */
+/* The request body as modules see it, whatever the session: decoded data from the
+ * session (pt_session_ops.read_body), a slice given back, or the whole body held in
+ * memory (request buffering); limits on how slowly it may come; tunnels after a 101. */
 #include <stdio.h>
-#include <sys/socket.h>
 
 #include "portico/conf.h"
-#include "portico/h1.h"
 #include "portico/log.h"
 #include "portico/pool.h"
 #include "http_core.h"
-
-static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
-
-void pt_http_tunnel(pt_request *r)
-{
-    r->body_state = PT_RB_TUNNEL;
-    r->no_body = false;
-    r->resp_length = -1;
-    r->resp_chunked = false;
-    r->keepalive = false;
-}
-
-void pt_http_tunnel_shutdown(pt_request *r)
-{
-    pt_conn *c = r->conn;
-    if (c->out.pending) {
-        r->shut_wr = true;              /* done by conn_event once drained */
-        return;
-    }
-    shutdown(c->io.fd, SHUT_WR);
-}
 
 bool pt_http_body_pending(pt_request *r)
 {
@@ -38,28 +14,7 @@ bool pt_http_body_pending(pt_request *r)
            || r->body_state == PT_RB_ERROR;
 }
 
-/* Makes room after the head for more body bytes. */
-static int body_room(pt_conn *c)
-{
-    if (c->in.pos == c->in.last)
-        c->in.pos = c->in.last = c->body_base;
-    if (pt_buf_free(&c->in) > 0)
-        return PT_OK;
-    if (c->in.pos > c->body_base) {
-        size_t n = pt_buf_len(&c->in);
-        memmove(c->body_base, c->in.pos, n);
-        c->in.pos = c->body_base;
-        c->in.last = c->body_base + n;
-        return PT_OK;
-    }
-    /* the head filled the buffer: grow so the body has room */
-    size_t want = (size_t) (c->body_base - c->in.start) + PT_BODY_MIN_ROOM;
-    if (want < pt_buf_size(&c->in) + PT_BODY_MIN_ROOM)
-        want = pt_buf_size(&c->in) + PT_BODY_MIN_ROOM;
-    return pt_conn_grow_in(c, want);
-}
-
-static int body_fail(pt_request *r, unsigned status, const char *why)
+int pt_http_body_fail(pt_request *r, unsigned status, const char *why)
 {
     r->body_state = PT_RB_ERROR;
     r->status = status;
@@ -69,39 +24,21 @@ static int body_fail(pt_request *r, unsigned status, const char *why)
     return PT_ERROR;
 }
 
-/* Raw bytes from a tunnelled (upgraded) connection. */
-static int tunnel_read(pt_request *r, const char **data, size_t *len)
+void pt_http_tunnel(pt_request *r)
 {
-    pt_conn *c = r->conn;
-    for (;;) {
-        if (c->in.pos < c->in.last) {
-            *data = c->in.pos;
-            *len = pt_buf_len(&c->in);
-            c->in.pos = c->in.last;
-            return PT_OK;
-        }
-        if (c->peer_closed && !c->readable)
-            return PT_DONE;
-        if (!c->readable)
-            return PT_AGAIN;
-        if (body_room(c) != PT_OK)
-            return PT_ERROR;
-        ssize_t n = pt_conn_read(c);
-        if (n > 0)
-            continue;
-        if (n == -2)
-            return PT_AGAIN;
-        if (n == 0)
-            return PT_DONE;
-        return PT_ERROR;
-    }
+    r->sess->tunnel(r);
+}
+
+void pt_http_tunnel_shutdown(pt_request *r)
+{
+    r->sess->tunnel_shutdown(r);
 }
 
 /* The client's body must average client_body_min_rate bytes/s over the time portico
  * spent waiting for it, after a first client_body_timeout_ms: a trickle is cut with 408.
  * Only waiting counts (from a PT_AGAIN to the next bytes), so a body held back by a slow
  * origin (back-pressure) is not blamed on the client. */
-static void body_wait_begin(pt_request *r)
+void pt_http_body_wait_begin(pt_request *r)
 {
     const pt_limits *lim = &pt_wconf->limits;
     uint64_t now = pt_loop_cur->now;
@@ -120,7 +57,7 @@ static void body_wait_begin(pt_request *r)
     pt_conn_set_timer(r->conn, ms);
 }
 
-static void body_wait_end(pt_request *r)
+void pt_http_body_wait_end(pt_request *r)
 {
     if (r->body_wait_since) {
         r->body_wait_ms += pt_loop_cur->now - r->body_wait_since;
@@ -138,87 +75,6 @@ bool pt_http_body_too_slow(const pt_request *r)
                         + r->body_received * 1000 / lim->client_body_min_rate;
 }
 
-/* The body as it comes off the connection. */
-static int read_wire(pt_request *r, const char **data, size_t *len)
-{
-    pt_conn *c = r->conn;
-    const uint64_t max = pt_wconf->limits.max_body_size;
-
-    switch (r->body_state) {
-    case PT_RB_NONE:
-    case PT_RB_DONE:
-        return PT_DONE;
-    case PT_RB_ERROR:
-        return PT_ERROR;
-    case PT_RB_PENDING:
-        /* a client that sent body bytes with its head does not wait for a 100: none is
-         * needed (RFC 9110 §10.1.1 lets a server omit it) */
-        if (r->info.expect_continue && !r->continue_sent && !r->header_sent
-            && c->in.pos == c->in.last) {
-            r->continue_sent = true;
-            if (pt_out_add(c, continue_line, sizeof(continue_line) - 1) != PT_OK
-                || pt_conn_flush(c) == PT_ERROR)
-                return body_fail(r, 400, "client connection failed");
-        }
-        r->body_state = PT_RB_READING;
-        break;
-    case PT_RB_READING:
-        break;
-    case PT_RB_TUNNEL:
-        return tunnel_read(r, data, len);
-    }
-
-    for (;;) {
-        if (c->in.pos < c->in.last) {
-            body_wait_end(r);
-            if (!r->info.chunked) {
-                size_t n = pt_buf_len(&c->in);
-                if (n > r->body_remaining)
-                    n = (size_t) r->body_remaining;   /* the rest is the next request */
-                *data = c->in.pos;
-                *len = n;
-                c->in.pos += n;
-                r->body_remaining -= n;
-                r->body_received += n;
-                if (r->body_remaining == 0)
-                    r->body_state = PT_RB_DONE;
-                return PT_OK;
-            }
-            const char *p = c->in.pos;
-            int rc = pt_h1_chunked_decode(&r->chunked, &p, c->in.last, data, len);
-            c->in.pos = (char *) p;
-            if (rc == PT_OK) {
-                r->body_received += *len;
-                if (max && r->body_received > max)
-                    return body_fail(r, 413, "chunked body exceeds max_body_size");
-                return PT_OK;
-            }
-            if (rc == PT_DONE) {
-                r->body_state = PT_RB_DONE;
-                return PT_DONE;
-            }
-            if (rc == PT_ERROR)
-                return body_fail(r, 400, r->chunked.error ? r->chunked.error
-                                                          : "invalid chunked body");
-            /* PT_AGAIN: all framing bytes consumed */
-        }
-        if (r->body_state == PT_RB_DONE)
-            return PT_DONE;
-        if (!c->readable)
-            break;
-        if (body_room(c) != PT_OK)
-            return body_fail(r, 500, "out of memory for the request body");
-        ssize_t n = pt_conn_read(c);
-        if (n > 0)
-            continue;
-        if (n == -2)
-            break;
-        return body_fail(r, 400, "client closed the connection before sending the whole body");
-    }
-    body_wait_begin(r);
-    return PT_AGAIN;
-}
-
 int pt_http_read_body(pt_request *r, const char **data, size_t *len)
 {
     /* a body held in memory comes first, then a slice given back, then the wire */
@@ -234,7 +90,7 @@ int pt_http_read_body(pt_request *r, const char **data, size_t *len)
         r->body_unread_len = 0;
         return PT_OK;
     }
-    return read_wire(r, data, len);
+    return r->sess->read_body(r, data, len);
 }
 
 bool pt_http_body_rewind(pt_request *r)
@@ -251,7 +107,7 @@ static int buffer_append(pt_request *r, const char *d, size_t n)
 {
     if (r->body_buf_len + n > r->body_buf_max)
         return PT_DECLINED;
-    if (r->body_buf_len == 0 && r->body_buf_cap == 0 && !r->info.chunked
+    if (r->body_buf_len == 0 && r->body_buf_cap == 0 && !r->head.chunked
         && r->body_state == PT_RB_DONE) {
         /* the whole body in one slice of the connection buffer: keep it where it is (it
          * stays put until the request ends) */
@@ -260,8 +116,8 @@ static int buffer_append(pt_request *r, const char *d, size_t n)
         return PT_OK;
     }
     if (r->body_buf_len + n > r->body_buf_cap) {
-        size_t cap = r->info.chunked ? pt_max(r->body_buf_cap * 2, (size_t) 16384)
-                                     : (size_t) r->info.content_length;
+        size_t cap = r->head.chunked ? pt_max(r->body_buf_cap * 2, (size_t) 16384)
+                                     : (size_t) r->head.content_length;
         while (cap < r->body_buf_len + n)
             cap *= 2;
         cap = pt_min(cap, r->body_buf_max);
@@ -285,7 +141,7 @@ static int buffer_step(pt_request *r)
     for (;;) {
         const char *d;
         size_t n;
-        int rc = read_wire(r, &d, &n);
+        int rc = r->sess->read_body(r, &d, &n);
         if (rc == PT_AGAIN)
             return PT_AGAIN;
         if (rc == PT_ERROR)
@@ -296,7 +152,7 @@ static int buffer_step(pt_request *r)
         }
         int a = buffer_append(r, d, n);
         if (a == PT_ERROR)
-            return body_fail(r, 500, "out of memory for the request body");
+            return pt_http_body_fail(r, 500, "out of memory for the request body");
         if (a == PT_DECLINED) {
             pt_http_unread_body(r, d, n);   /* after what is held: read_body's order */
             return PT_OK;
@@ -322,7 +178,7 @@ int pt_http_buffer_body(pt_request *r, size_t max, void (*done)(pt_request *r, i
         return PT_OK;
     }
     if (r->body_state != PT_RB_PENDING || max == 0
-        || (!r->info.chunked && (uint64_t) r->info.content_length > max))
+        || (!r->head.chunked && (uint64_t) r->head.content_length > max))
         return PT_DECLINED;
     r->body_buf_max = max;
     r->body_buffering = true;

@@ -1,5 +1,6 @@
-/* Responses: header fields, the response head on the wire, framing (Content-Length or
- * chunked, or close-delimited for HTTP/1.0 clients), the filter chains, error pages. */
+/* Responses, whatever the session: header fields (and the request's, which modules may
+ * edit), the filter chains switched on per request, handing heads and bodies to the
+ * session, error pages. How a head or a body looks on the wire is the session's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -23,6 +24,7 @@ static unsigned   nhfilters;
 static pt_module *bfilters[64];
 static unsigned   nbfilters;
 static unsigned   bfilter_pos[256];    /* by module index: position in bfilters + 1 */
+static uint64_t   all_bfilters;        /* bits (by module index) of modules with one */
 
 static int cmp_header_order(const void *a, const void *b)
 {
@@ -54,9 +56,12 @@ void pt_http_filters_init(void)
     qsort(hfilters, nhfilters, sizeof(hfilters[0]), cmp_header_order);
     qsort(bfilters, nbfilters, sizeof(bfilters[0]), cmp_body_order);
     memset(bfilter_pos, 0, sizeof(bfilter_pos));
-    for (unsigned i = 0; i < nbfilters; i++)
+    all_bfilters = 0;
+    for (unsigned i = 0; i < nbfilters; i++) {
         if (bfilters[i]->index < pt_nelems(bfilter_pos))
             bfilter_pos[bfilters[i]->index] = i + 1;
+        all_bfilters |= 1ull << bfilters[i]->index;
+    }
     int n = snprintf(server_buf, sizeof(server_buf), "%s",
                      pt_wconf && !pt_wconf->server_tokens ? "portico" : "portico/" PT_VERSION);
     server_str = (pt_str) { (size_t) n, server_buf };
@@ -121,204 +126,149 @@ pt_header *pt_http_resp_header(pt_request *r, pt_str name)
     return NULL;
 }
 
-#define APPEND(p, s, n) do { memcpy((p), (s), (n)); (p) += (n); } while (0)
-#define APPEND_LIT(p, lit) APPEND(p, lit, sizeof(lit) - 1)
+/* ---- request fields ---- */
+
+pt_header *pt_http_req_header(pt_request *r, pt_str name)
+{
+    for (uint32_t i = 0; i < r->head.nheaders; i++)
+        if (pt_str_caseeq(r->head.headers[i].name, name))
+            return &r->head.headers[i];
+    return NULL;
+}
+
+int pt_http_req_header_add(pt_request *r, pt_str name, pt_str value)
+{
+    pt_req_head *h = &r->head;
+    if (h->nheaders == h->cap) {
+        uint32_t ncap = h->cap ? h->cap * 2 : 16;
+        pt_header *nh = pt_palloc(r->pool, ncap * sizeof(*nh));
+        if (nh == NULL)
+            return PT_ERROR;
+        if (h->nheaders)
+            memcpy(nh, h->headers, h->nheaders * sizeof(*nh));
+        h->headers = nh;
+        h->cap = ncap;
+    }
+    h->headers[h->nheaders].name = name;
+    h->headers[h->nheaders].value = value;
+    h->nheaders++;
+    return PT_OK;
+}
+
+void pt_http_req_header_del(pt_request *r, pt_str name)
+{
+    uint32_t j = 0;
+    for (uint32_t i = 0; i < r->head.nheaders; i++)
+        if (!pt_str_caseeq(r->head.headers[i].name, name))
+            r->head.headers[j++] = r->head.headers[i];
+    r->head.nheaders = j;
+}
+
+int pt_http_req_header_set(pt_request *r, pt_str name, pt_str value)
+{
+    pt_header *h = pt_http_req_header(r, name);
+    if (h == NULL)
+        return pt_http_req_header_add(r, name, value);
+    h->value = value;
+    /* later fields of the same name go: set means one value */
+    uint32_t j = (uint32_t) (h - r->head.headers) + 1;
+    for (uint32_t i = j; i < r->head.nheaders; i++)
+        if (!pt_str_caseeq(r->head.headers[i].name, name))
+            r->head.headers[j++] = r->head.headers[i];
+    r->head.nheaders = j;
+    return PT_OK;
+}
+
+/* ---- filters ---- */
+
+int pt_http_filter_on(pt_request *r, const pt_module *m)
+{
+    if (r->header_sent || m->index >= 64)
+        return PT_ERROR;
+    r->filters |= 1ull << m->index;
+    return PT_OK;
+}
+
+bool pt_http_filters_active(const pt_request *r)
+{
+    return (r->filters & all_bfilters) != 0;
+}
+
+/* The first body filter switched on for r at or after position pos (0-based). */
+static pt_module *next_bfilter(const pt_request *r, unsigned pos)
+{
+    if ((r->filters & all_bfilters) == 0)
+        return NULL;
+    for (unsigned i = pos; i < nbfilters; i++)
+        if (r->filters & (1ull << bfilters[i]->index))
+            return bfilters[i];
+    return NULL;
+}
 
 int pt_http_send_header(pt_request *r)
 {
-    pt_conn *c = r->conn;
     if (r->header_sent)
         return PT_ERROR;
-    for (unsigned i = 0; i < nhfilters; i++) {
+    for (unsigned i = 0; i < nhfilters && r->filters; i++) {
+        if (!(r->filters & (1ull << hfilters[i]->index)))
+            continue;
         int rc = hfilters[i]->header_filter(r);
         if (rc != PT_OK && rc != PT_DECLINED)
             return PT_ERROR;
     }
-
-    unsigned st = r->status;
-    bool bodyless_status = st < 200 || st == 204 || st == 304;
-    if (bodyless_status)
-        r->no_body = true;
-    r->resp_chunked = false;
-    if (st == 101) {
-        /* the tunnel's framing is the upgraded protocol's */
-    } else if (r->resp_length < 0 && !bodyless_status && r->info.method != PT_M_HEAD) {
-        if (r->info.version >= 11)
-            r->resp_chunked = true;
-        else
-            r->keepalive = false;       /* HTTP/1.0: the close marks the end */
-    }
-    if (pt_worker_draining() || c->draining)
-        r->keepalive = false;
-    /* answered before the client was told to send its body: the connection cannot be
-     * reused (the client may send the body anyway, or wait), so say so */
-    if (r->info.expect_continue && !r->continue_sent && pt_http_body_pending(r))
-        r->keepalive = false;
-
-    const char *reason = pt_h1_status_text(st);
-    pt_str date = pt_http_date();
-    pt_str server = pt_http_server();
-    bool have_date = pt_http_resp_header(r, PT_STR("Date")) != NULL;
-    char num[24];
-    size_t numlen = 0;
-    bool send_length = r->resp_length >= 0 && st != 101 && st >= 200 && st != 204;
-    if (send_length)
-        numlen = pt_fmt_u64(num, (uint64_t) r->resp_length);
-
-    size_t n = sizeof("HTTP/1.1 000 \r\n") + strlen(reason)
-               + sizeof("Server: \r\n") + server.len
-               + sizeof("Date: \r\n") + date.len
-               + sizeof("Content-Length: \r\n") + numlen
-               + sizeof("Transfer-Encoding: chunked\r\n")
-               + sizeof("Connection: keep-alive\r\n") + 2;
-    for (uint32_t i = 0; i < r->resp_nheaders; i++)
-        n += r->resp_headers[i].name.len + r->resp_headers[i].value.len + 4;
-    char *buf = pt_palloc(r->pool, n);
-    if (buf == NULL)
+    if (r->sess->send_head(r) != PT_OK)
         return PT_ERROR;
-    char *p = buf;
-
-    APPEND_LIT(p, "HTTP/1.1 ");
-    *p++ = (char) ('0' + st / 100 % 10);
-    *p++ = (char) ('0' + st / 10 % 10);
-    *p++ = (char) ('0' + st % 10);
-    *p++ = ' ';
-    APPEND(p, reason, strlen(reason));
-    APPEND_LIT(p, "\r\nServer: ");
-    APPEND(p, server.data, server.len);
-    if (!have_date) {
-        APPEND_LIT(p, "\r\nDate: ");
-        APPEND(p, date.data, date.len);
-    }
-    APPEND_LIT(p, "\r\n");
-    for (uint32_t i = 0; i < r->resp_nheaders; i++) {
-        const pt_header *h = &r->resp_headers[i];
-        APPEND(p, h->name.data, h->name.len);
-        *p++ = ':';
-        *p++ = ' ';
-        APPEND(p, h->value.data, h->value.len);
-        *p++ = '\r';
-        *p++ = '\n';
-    }
-    if (send_length) {
-        APPEND_LIT(p, "Content-Length: ");
-        APPEND(p, num, numlen);
-        APPEND_LIT(p, "\r\n");
-    } else if (r->resp_chunked) {
-        APPEND_LIT(p, "Transfer-Encoding: chunked\r\n");
-    }
-    if (st != 101) {
-        if (!r->keepalive)
-            APPEND_LIT(p, "Connection: close\r\n");
-        else if (r->info.version < 11)
-            APPEND_LIT(p, "Connection: keep-alive\r\n");
-    }
-    APPEND_LIT(p, "\r\n");
-
     r->header_sent = true;
-    r->resp_head_len = (size_t) (p - buf);
-    return pt_out_add(c, buf, (size_t) (p - buf)) == PT_ERROR ? PT_ERROR : PT_OK;
-}
-
-/* The end of the body filter chain: framing and the socket. */
-static int write_body(pt_request *r, const char *data, size_t len, bool last)
-{
-    pt_conn *c = r->conn;
-    if (r->resp_body_done)
-        return len ? PT_ERROR : PT_OK;
-    if (!r->no_body && len) {
-        if (r->resp_length >= 0) {
-            if (r->resp_body_queued + len > (uint64_t) r->resp_length) {
-                pt_log(PT_LOG_ERR, "response body longer than its Content-Length");
-                return PT_ERROR;
-            }
-        }
-        if (r->resp_chunked) {
-            char *h = pt_out_small(c, 20);
-            if (h == NULL)
-                return PT_ERROR;
-            int hn = snprintf(h, 20, "%zx\r\n", len);
-            if (pt_out_add(c, h, (size_t) hn) != PT_OK || pt_out_add(c, data, len) != PT_OK
-                || pt_out_add(c, "\r\n", 2) != PT_OK)
-                return PT_ERROR;
-        } else if (pt_out_add(c, data, len) != PT_OK) {
-            return PT_ERROR;
-        }
-        r->resp_body_queued += len;
-    }
-    if (last) {
-        r->resp_body_done = true;
-        if (r->resp_chunked && !r->no_body && pt_out_add(c, "0\r\n\r\n", 5) != PT_OK)
-            return PT_ERROR;
-        if (r->resp_length >= 0 && !r->no_body
-            && r->resp_body_queued < (uint64_t) r->resp_length)
-            r->keepalive = false;       /* short body: the client cannot find the end */
-    }
-    int rc = pt_conn_flush(c);
-    if (rc == PT_AGAIN)
-        pt_conn_set_timer(c, pt_wconf->limits.send_timeout_ms);
-    return rc;
+    return PT_OK;
 }
 
 int pt_http_body_next(pt_request *r, const pt_module *self, const char *data, size_t len,
                       bool last)
 {
     unsigned pos = self && self->index < pt_nelems(bfilter_pos) ? bfilter_pos[self->index] : 0;
-    if (pos < nbfilters)
-        return bfilters[pos]->body_filter(r, data, len, last);
-    return write_body(r, data, len, last);
+    pt_module *f = next_bfilter(r, pos);
+    if (f)
+        return f->body_filter(r, data, len, last);
+    return r->sess->send_body(r, data, len, last);
 }
 
 int pt_http_send_body(pt_request *r, const char *data, size_t len, bool last)
 {
     if (!r->header_sent)
         return PT_ERROR;
-    if (nbfilters)
-        return bfilters[0]->body_filter(r, data, len, last);
-    return write_body(r, data, len, last);
+    pt_module *f = next_bfilter(r, 0);
+    if (f)
+        return f->body_filter(r, data, len, last);
+    return r->sess->send_body(r, data, len, last);
+}
+
+void pt_http_writable(pt_request *r)
+{
+    /* filters holding output they could not pass on go first */
+    pt_module *f = r->resp_body_done ? NULL : next_bfilter(r, 0);
+    if (f && r->header_sent) {
+        int rc = f->body_filter(r, NULL, 0, false);
+        if (rc == PT_AGAIN)
+            return;
+        if (rc == PT_ERROR) {
+            pt_http_abort(r, "a response filter failed");
+            return;
+        }
+    }
+    if (r->on_write)
+        r->on_write(r);
 }
 
 bool pt_http_splice_ok(pt_request *r)
 {
-    return nbfilters == 0 && r->header_sent && !r->no_body && !r->resp_chunked
-           && r->resp_length >= 0 && !r->resp_body_done && r->conn->out.pending == 0;
+    return !pt_http_filters_active(r) && r->sess->splice_body && r->sess->splice_ok(r);
 }
 
 ssize_t pt_http_splice_body(pt_request *r, int pipe_rd, size_t len)
 {
-    pt_conn *c = r->conn;
-    if (r->resp_body_queued + len > (uint64_t) r->resp_length)
-        return PT_ERROR;
-    while (c->writable) {
-        /* SPLICE_F_MORE while more follows: the kernel may then fill whole segments */
-        unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK;
-        if (r->resp_body_queued + len < (uint64_t) r->resp_length)
-            flags |= SPLICE_F_MORE;
-        ssize_t n = splice(pipe_rd, NULL, c->io.fd, NULL, len, flags);
-        if (n > 0) {
-            r->resp_body_queued += (uint64_t) n;
-            r->bytes_sent += (uint64_t) n;
-            if (pt_stats_mine)
-                pt_stats_mine->bytes_out += (uint64_t) n;
-            pt_conn_set_timer(c, 0);
-            return n;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && errno == EAGAIN) {
-            c->writable = false;
-            break;
-        }
-        c->peer_closed = true;
-        return PT_ERROR;
-    }
-    if (!r->wait_writable) {
-        /* armed once per stall: origin events while we wait must not extend it */
-        r->wait_writable = true;
-        pt_conn_set_timer(c, pt_wconf->limits.send_timeout_ms);
-    }
-    return PT_AGAIN;
+    return r->sess->splice_body(r, pipe_rd, len);
 }
+
 
 static int respond(pt_request *r, unsigned status, pt_str ctype, pt_str body)
 {
@@ -349,7 +299,7 @@ int pt_http_send_error(pt_request *r, unsigned status)
     r->resp_nheaders = 0;
     if (status >= 400 && status != 404 && status != 405 && status != 501)
         r->keepalive = false;
-    if (pt_http_body_pending(r) && r->info.expect_continue && !r->continue_sent)
+    if (pt_http_body_pending(r) && r->head.expect_continue && !r->continue_sent)
         r->keepalive = false;
     if (status == 405)
         pt_http_add_header(r, PT_STR("Allow"), PT_STR("GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"));

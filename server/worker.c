@@ -25,6 +25,7 @@
 #include "portico/log.h"
 #include "portico/process.h"
 #include "portico/shm.h"
+#include "portico/upstream.h"
 #include "http_core.h"
 
 #define PT_ACCEPT_BATCH 64
@@ -93,7 +94,7 @@ static void accept_event(pt_io *io, uint32_t events)
     for (int i = 0; i < PT_ACCEPT_BATCH && accepting; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
-        int fd = accept4(io->fd, (struct sockaddr *) &ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = pt_xprt_tcp_accept(io->fd, &ss, &len);
         if (fd < 0) {
             if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
                 return;
@@ -182,30 +183,11 @@ static void start_drain(void)
     }
     pt_log(PT_LOG_NOTICE, "gracefully stopping: %llu connection(s) open",
            (unsigned long long) nconns);
-    /* Idle keep-alive connections are not closed at once: a client that just got its
-     * response may be sending the next request right now, and a close racing with it
-     * fails that request. A request arriving within the grace period is answered with
-     * Connection: close; a connection idle past it is closed, the closes spread over
-     * drain_close_spread_ms so the clients do not all reconnect in one burst. */
-    const pt_limits *lim = &pt_wconf->limits;
     for (pt_conn *c = conns, *next; c; c = next) {
         next = c->next;
         c->draining = true;
-        if (c->state != PT_CONN_IDLE)
-            continue;   /* a new connection's request may be unread yet: it is served */
-        /* a request that raced with the drain is served now (with Connection: close) */
-        c->readable = true;
-        pt_http_read_head(c);
-        if (c->state != PT_CONN_IDLE)
-            continue;
-        /* the keep-alive timer was armed when the connection went idle */
-        uint64_t idle_since = c->timer.deadline > lim->keepalive_timeout_ms
-                              ? c->timer.deadline - lim->keepalive_timeout_ms : 0;
-        uint32_t ms = pt_worker_drain_idle_ms(idle_since);
-        if (ms == 0)
-            pt_conn_close(c);
-        else
-            pt_conn_set_timer(c, ms);
+        if (c->proto)
+            c->proto->drain(c);     /* the session finishes what runs, closes idle ones */
     }
     if (nconns == 0)
         loop.stop = true;
@@ -290,6 +272,10 @@ void pt_worker_main(pt_cycle *cy)
     pt_timer_init(&accept_retry, accept_retry_fire, NULL);
 
     pt_http_init_worker();
+    if (pt_upstream_worker_init(pt_wconf) != PT_OK) {
+        pt_log(PT_LOG_ALERT, "upstreams failed to start in the worker");
+        exit(2);
+    }
     for (unsigned i = 0; i < pt_nmodules; i++) {
         if (pt_modules[i]->worker_init && pt_modules[i]->worker_init(cy) != PT_OK) {
             pt_log(PT_LOG_ALERT, "module %s failed to start in the worker", pt_modules[i]->name);
@@ -316,6 +302,7 @@ void pt_worker_main(pt_cycle *cy)
     for (unsigned i = 0; i < pt_nmodules; i++)
         if (pt_modules[i]->worker_exit)
             pt_modules[i]->worker_exit(cy);
+    pt_upstream_worker_exit();
     pt_log(PT_LOG_INFO, "worker exiting");
 #ifdef PT_SANITIZERS
     /* tidy up so LeakSanitizer reports only real leaks */

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <libconfig.h>
 
+#include "portico/cidr-t.h"
 #include "portico/str-t.h"
 #include "portico/pool-t.h"
 
@@ -72,6 +73,8 @@ typedef struct pt_listener_conf {
     socklen_t               addrlen;
     int                     backlog;
     int                     line;
+    bool                    proxy_protocol;           /* a PROXY header opens each connection */
+    pt_cidr_list            proxy_protocol_trusted;   /* who may send one; empty: anyone */
     void                  **mod_conf;   /* by module index; NULL where a module has none */
 } pt_listener_conf;
 
@@ -132,6 +135,8 @@ struct pt_conf {
     pt_route_table    route_table;
     void            **main_conf;  /* by module index */
     void             *shm_zones;  /* pt_shm_zone list declared while loading (shm-t.h) */
+    struct pt_upstream *upstreams; /* origin server groups (upstream-t.h) */
+    unsigned          nupstreams;
 };
 
 #endif

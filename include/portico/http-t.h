@@ -1,91 +1,42 @@
-/* Client connections and requests as the core runs them. */
+/* Requests as the core runs them, whatever protocol carried them. A session (h1 today,
+ * h2 next) fills the head and decodes the body; modules see only what is here. */
 #ifndef PT_HTTP_T_H
 #define PT_HTTP_T_H
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
-#include <sys/uio.h>
 
-#include "portico/buf-t.h"
-#include "portico/event-t.h"
+#include "portico/conn-t.h"
 #include "portico/h1-t.h"
 #include "portico/pool-t.h"
 #include "portico/str-t.h"
-#include "portico/timer-t.h"
 
-typedef struct pt_conn pt_conn;
-typedef struct pt_request pt_request;
 typedef struct pt_route pt_route;
-typedef struct pt_listener_conf pt_listener_conf;
+typedef struct pt_module pt_module;
 
-/* A listening socket in a worker. */
-typedef struct pt_listener {
-    pt_io                   io;
-    const pt_listener_conf *conf;
-} pt_listener;
-
-/* Output waiting for the socket: iovecs into memory that stays valid until written
- * (the connection's scratch, config strings, a module's buffer it does not touch until
- * its on_write callback runs). The iovecs and the scratch are one block, taken from a
- * per-worker free list when output is first queued and given back when the connection
- * goes idle with nothing pending, so an idle connection does not carry them. */
-#define PT_OUT_IOV     16
-#define PT_OUT_SCRATCH 256
-
-typedef struct pt_out_block {
-    struct iovec iov[PT_OUT_IOV];
-    char         scratch[PT_OUT_SCRATCH];   /* heads, chunk-size lines */
-} pt_out_block;
-
-typedef struct pt_out {
-    struct iovec *iov;        /* NULL: no block (nothing queued since idle) */
-    char         *scratch;    /* the block's scratch; reset when the queue empties */
-    unsigned      first;      /* first iovec not fully written */
-    unsigned      n;          /* iovecs in use */
-    size_t        pending;    /* bytes not yet written */
-    size_t        scratch_len;
-} pt_out;
-
-typedef enum pt_conn_state {
-    PT_CONN_IDLE = 0,    /* keep-alive, waiting for a request; buffers released */
-    PT_CONN_HEAD,        /* reading a request head */
-    PT_CONN_ACTIVE,      /* a request is being processed */
-    PT_CONN_LINGER,      /* response sent, half-closed, discarding input before close */
-    PT_CONN_CLOSED
-} pt_conn_state;
-
-struct pt_conn {
-    pt_io              io;
-    pt_listener       *listener;
-    pt_conn_state      state;
-    bool               readable;     /* edge-triggered readiness, cleared on EAGAIN */
-    bool               writable;
-    bool               peer_closed;  /* EOF or RDHUP seen */
-    bool               draining;     /* graceful stop: close after the current request */
-    pt_buf             in;           /* NULL start: not allocated (idle) */
-    pt_out             out;
-    pt_timer           timer;        /* the one deadline this connection waits for */
-    pt_h1_parser       parser;       /* head parser of the request being read */
-    char              *body_base;    /* where request body bytes start in `in` */
-    bool               in_owned;     /* `in` was grown past the standard size: free, don't recycle */
-    pt_pool           *pool;         /* per request: reset when a request ends */
-    pt_request        *req;
-    uint64_t           requests;     /* served on this connection */
-    uint64_t           linger_until;
-    union {                          /* the client's address (binary), 28 bytes not 128 */
-        struct sockaddr     sa;
-        struct sockaddr_in  in4;
-        struct sockaddr_in6 in6;
-    } peer;
-    socklen_t          peerlen;
-    unsigned           peer_ip_len;
-    char               peer_ip[48];  /* textual client address, for logs and X-Forwarded-For */
-    pt_conn           *prev, *next;  /* the worker's list of open connections */
-    pt_defer           free_later;
-    pt_defer           step;         /* finish the request outside the handlers' stack */
-};
+/* The request head, protocol-neutral and mutable: modules may edit it in the phases (the
+ * header list through pt_http_req_header_*), and the request to an origin is built from
+ * it. Strings point into the session's buffer or the request pool. */
+typedef struct pt_req_head {
+    pt_method  method;
+    pt_str     method_name;      /* as sent (case-sensitive token) */
+    unsigned   version;          /* the client's protocol: 10, 11 */
+    pt_str     scheme;           /* "http" or "https": from the transport */
+    pt_str     authority;        /* host[:port]: absolute-form target, else Host */
+    pt_str     path;             /* as sent, without the query; "*" for OPTIONS * */
+    pt_str     query;            /* after '?', without it; data == NULL: no '?' */
+    pt_str     target;           /* the request target as sent, for the log */
+    pt_header *headers;          /* every field as sent, in order */
+    uint32_t   nheaders;
+    uint32_t   cap;              /* room in headers[] */
+    /* what the framing and connection fields said */
+    int64_t    content_length;   /* -1: none, or the length is not known in advance */
+    bool       chunked;          /* a body of unknown length (HTTP/1 chunked) */
+    bool       expect_continue;
+    bool       upgrade;          /* asks to switch protocols (Upgrade + Connection: upgrade) */
+    bool       keepalive;        /* the client wants the connection kept */
+    bool       absolute_form;
+} pt_req_head;
 
 /* Where the request body stands. */
 typedef enum pt_body_state {
@@ -98,10 +49,11 @@ typedef enum pt_body_state {
 } pt_body_state;
 
 struct pt_request {
-    pt_conn         *conn;
+    pt_conn         *conn;          /* the client connection: address, transport */
+    const pt_session_ops *sess;     /* the session that carries it */
+    void            *stream;        /* that session's per-request state */
     pt_pool         *pool;
-    pt_h1_head       head;
-    pt_h1_req_info   info;
+    pt_req_head      head;
     pt_str           path;          /* normalised, for routing */
     pt_str           host;          /* lower-case, for routing and logs; may be empty (1.0) */
     const pt_route  *route;
@@ -110,13 +62,13 @@ struct pt_request {
     uint64_t         start_mono;
     unsigned         phase;
     unsigned         phase_index;
+    uint64_t         filters;       /* response filters switched on for this request (bits
+                                     * by filter position, see pt_http_filter_on) */
 
-    /* request body, as the core decodes it */
+    /* request body */
     pt_body_state    body_state;
-    uint64_t         body_remaining;   /* Content-Length body: bytes still to read */
     uint64_t         body_received;    /* decoded bytes so far */
-    pt_h1_chunked    chunked;
-    bool             continue_sent;
+    bool             continue_sent;    /* the client was told to go on (100 Continue) */
     bool             body_discard;     /* the core is reading and dropping the rest */
     const char      *body_unread;      /* slice handed back by pt_http_unread_body */
     size_t           body_unread_len;
@@ -126,7 +78,7 @@ struct pt_request {
     /* the body held in memory (pt_http_buffer_body) */
     char            *body_buf;
     size_t           body_buf_len;     /* bytes held */
-    size_t           body_buf_cap;     /* 0: body_buf points into the connection's buffer */
+    size_t           body_buf_cap;     /* 0: body_buf points into the session's buffer */
     size_t           body_buf_off;     /* handed out by read_body so far */
     size_t           body_buf_max;
     bool             body_buffering;   /* being read into body_buf */
@@ -140,17 +92,16 @@ struct pt_request {
     uint32_t         resp_cap;
     int64_t          resp_length;      /* -1: unknown (chunked for 1.1, close for 1.0) */
     bool             header_sent;
-    bool             resp_chunked;
     bool             resp_body_done;   /* the last body byte was queued */
-    bool             keepalive;        /* decided by the core; modules may clear it */
+    bool             keepalive;        /* the session may keep the connection; modules may
+                                        * clear it */
     bool             no_body;          /* HEAD, 1xx, 204, 304 */
     bool             finalized;        /* the content handler is done with it */
     bool             aborted;
-    bool             shut_wr;          /* tunnel: half-close once output drains */
-    bool             wait_writable;    /* spliced body: on_write when the socket drains */
+    bool             wait_writable;    /* spliced body: on_write when the transport drains */
     uint64_t         bytes_sent;       /* whole response on the wire, for the log */
     size_t           resp_head_len;    /* bytes of the response head (body = sent - head) */
-    uint64_t         resp_body_queued; /* body bytes handed to the socket (queue or splice) */
+    uint64_t         resp_body_queued; /* body bytes handed to the transport */
 
     /* for the access log */
     const char      *error_reason;     /* why the core or a module refused or failed it */
@@ -159,7 +110,7 @@ struct pt_request {
     unsigned         upstream_status;
     const char      *cache_status;     /* NULL: "-" */
 
-    /* set by the content handler; the core calls them from the event loop */
+    /* set by the content handler; the session calls them from the event loop */
     void           (*on_write)(pt_request *r);  /* queued output drained: send more */
     void           (*on_body)(pt_request *r);   /* request body bytes became available */
     void           (*on_abort)(pt_request *r);  /* client gone or timed out: release all */

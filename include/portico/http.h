@@ -6,6 +6,19 @@
 #include "portico/http-t.h"
 #include "portico/module-t.h"
 
+/* Request header fields (r->head), editable in the phases: the request to an origin is
+ * built from them. Names match case-insensitively; values are not copied (pass pool or
+ * config strings). set replaces every field of that name (adds one if there was none). */
+pt_header *pt_http_req_header(pt_request *r, pt_str name);          /* first, or NULL */
+int  pt_http_req_header_add(pt_request *r, pt_str name, pt_str value);
+int  pt_http_req_header_set(pt_request *r, pt_str name, pt_str value);
+void pt_http_req_header_del(pt_request *r, pt_str name);
+
+/* Response filters run only for the requests that switch them on (a route or module
+ * that wants them, from a phase or the content handler, before the head is sent), so a
+ * response no filter touches keeps the zero-copy path. */
+int  pt_http_filter_on(pt_request *r, const pt_module *m);
+
 /* Response header fields (copied into the request pool). */
 int  pt_http_add_header(pt_request *r, pt_str name, pt_str value);
 void pt_http_del_header(pt_request *r, pt_str name);                 /* every field so named */
@@ -20,7 +33,11 @@ int  pt_http_send_header(pt_request *r);
  * PT_OK: everything is on the wire; PT_AGAIN: queued, wait for on_write before sending
  * more; PT_ERROR: the client connection failed (the core aborts the request). */
 int  pt_http_send_body(pt_request *r, const char *data, size_t len, bool last);
-/* For body filters: hands data to the filter after self. */
+/* For body filters: hands data to the next filter switched on after self (or to the
+ * session). A filter must take all it is given: when the next one says PT_AGAIN it keeps
+ * what it still has to emit and returns PT_AGAIN; once the client has taken everything
+ * the core calls the filters again with (NULL, 0, false) to go on, before the content
+ * handler's on_write. */
 int  pt_http_body_next(pt_request *r, const pt_module *self, const char *data, size_t len,
                        bool last);
 

@@ -5,39 +5,72 @@
 #include "portico/conf-t.h"
 #include "portico/upstream-t.h"
 
-/* Config: parses `upstreams = ( ... )` into an array (setter for a module's key table;
- * base + offset points at a pt_upstream_list). */
-typedef struct pt_upstream_list {
-    pt_upstream *ups;
-    unsigned     n;
-} pt_upstream_list;
+/* ---- configuration (core: `upstreams = ( ... )`) ---- */
 
 int pt_upstream_conf_set(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, void *base);
-pt_upstream *pt_upstream_find(pt_upstream_list *l, const char *name);
+pt_upstream *pt_upstream_find(const pt_conf *conf, const char *name);
+/* After the whole file: declares the shared zone holding every server's state. */
+int pt_upstream_conf_check(pt_conf_ctx *cx);
+const pt_balancer *pt_balancer_find(const char *name);
+extern const pt_balancer pt_balance_round_robin;
 
-/* Worker side. */
-int  pt_upstream_worker_init(pt_upstream_list *l);
+/* ---- worker side: groups, pools, connections ---- */
+
+int  pt_upstream_worker_init(const pt_conf *conf);
+void pt_upstream_worker_exit(void);
 pt_upstream_rt *pt_upstream_rt_of(const pt_upstream *up);
-/* Picks a server not in tried (bitmask by index); -1 if none is left. */
-int  pt_upstream_pick(const pt_upstream *up, uint64_t tried);
-/* An idle pooled connection to server, or NULL. */
+/* The policy's choice of a server not in ctx->tried; -1 if none is left. */
+int  pt_upstream_pick(const pt_upstream *up, const pt_balance_ctx *ctx);
+void pt_upstream_report(const pt_upstream *up, unsigned server, pt_upstream_outcome o,
+                        uint64_t ms);
+/* An idle pooled connection to server that can take a request, or NULL. */
 pt_upconn *pt_upstream_pool_get(const pt_upstream *up, unsigned server);
-/* Starts a connection; on failure returns NULL with errno set. The handler gets
+/* Starts a connection; NULL with errno set when it failed at once. The handler gets
  * EPOLLOUT when the connect completes (check pt_upconn_connected) or fails. */
 pt_upconn *pt_upstream_connect(const pt_upstream *up, unsigned server, pt_upconn_fn fn,
                                void *owner);
-/* Is the connect finished? PT_OK, PT_AGAIN, or PT_ERROR with errno. */
-int  pt_upconn_connected(pt_upconn *uc);
+int  pt_upconn_connected(pt_upconn *uc);    /* PT_OK, PT_AGAIN, or PT_ERROR with errno */
 /* Gives the connection back: pooled when reuse is true and the pool has room. */
 void pt_upconn_release(pt_upconn *uc, bool reuse);
 void pt_upconn_close(pt_upconn *uc);
 void pt_upconn_set_timer(pt_upconn *uc, uint32_t ms);
-/* recv into uc->in: >0 bytes, 0 EOF, -1 error (errno), -2 EAGAIN, -3 buffer full. */
-ssize_t pt_upconn_read(pt_upconn *uc);
-ssize_t pt_upconn_read_max(pt_upconn *uc, size_t max);   /* at most max bytes */
-/* writev: bytes written, -1 error (errno), -2 EAGAIN. */
-ssize_t pt_upconn_writev(pt_upconn *uc, const struct iovec *iov, int n);
 int  pt_upconn_alloc_in(pt_upconn *uc);
-void pt_upstream_worker_exit(void);
+/* Into uc->in (at most max bytes): > 0, 0 EOF, PT_ERROR, PT_AGAIN, -3 buffer full. */
+ssize_t pt_upconn_read(pt_upconn *uc, size_t max);
+
+/* ---- the upstream exchange ---- */
+
+/* Prepares x for one request to up on behalf of owner (r: the client request it serves,
+ * or NULL). The caller fills x->req, then calls pt_upx_start. */
+void pt_upx_init(pt_upx *x, const pt_upstream *up, const pt_upx_handler *h, void *owner,
+                 pt_request *r);
+void pt_upx_start(pt_upx *x);
+/* The owner's body source has more (or its client went away): the exchange pulls again. */
+void pt_upx_body_ready(pt_upx *x);
+/* Response body: PT_OK (a slice, valid until the next read), PT_DONE (the slice, maybe
+ * empty, ends the body), PT_AGAIN (data is called when more comes), PT_ERROR (failed:
+ * fail was called). In a tunnel: the origin's bytes, PT_DONE at its close. */
+int  pt_upx_read(pt_upx *x, const char **data, size_t *len);
+/* The owner cannot take more for now (its client is slow): no read timeout meanwhile. */
+void pt_upx_hold(pt_upx *x);
+/* Zero-copy: true when the rest of the body (Content-Length, nothing buffered, at least
+ * min bytes) can go through a pipe; then splice moves up to max bytes into it: > 0,
+ * PT_AGAIN, PT_ERROR (failed: fail was called). */
+bool     pt_upx_can_splice(pt_upx *x, uint64_t min);
+ssize_t  pt_upx_splice(pt_upx *x, int pipe_wr, size_t max);
+uint64_t pt_upx_body_left(pt_upx *x);
+/* After a 101: bytes both ways. write: bytes taken, PT_AGAIN (data is called when the
+ * origin takes more), PT_ERROR (the origin is gone). */
+void    pt_upx_tunnel(pt_upx *x);
+ssize_t pt_upx_tunnel_write(pt_upx *x, const char *data, size_t len);
+void    pt_upx_tunnel_shutdown(pt_upx *x);
+void    pt_upx_tunnel_activity(pt_upx *x);   /* re-arms the idle timeout */
+/* The owner is done with the response (all of it relayed): the connection goes back to
+ * the pool when it can be reused. */
+void pt_upx_finish(pt_upx *x);
+/* The owner gives up (its client left): the connection is closed, no callback runs. */
+void pt_upx_abort(pt_upx *x);
+/* For logs: "upstream "app" server 10.0.0.2:9001: <what> (<err>)[, client ..., request ...]" */
+void pt_upx_log(pt_upx *x, int level, int err, const char *what);
 
 #endif

@@ -1,0 +1,105 @@
+/* The accept pipeline: what runs on a new connection before a protocol session owns it.
+ * Stages run in order, each finishing (or closing the connection) before the next:
+ *   PROXY protocol  -- when the listener says proxy_protocol = true: the header's client
+ *                      address replaces the peer's (logs, X-Forwarded-For, later ACLs)
+ *   (TLS handshake and ALPN come here next)
+ *   session         -- the listener's protocol (h1) takes the connection.
+ * A connection that fails a stage is closed, and the reason logged. */
+#include <errno.h>
+
+#include "portico/conf.h"
+#include "portico/cidr.h"
+#include "portico/log.h"
+#include "portico/proxy_protocol.h"
+#include "http_core.h"
+
+enum { STAGE_PROXY = 1, STAGE_SESSION };
+
+static void refuse(pt_conn *c, const char *why)
+{
+    pt_log(PT_LOG_INFO, "refused connection from %s on %s: %s", c->peer_ip,
+           c->listener->conf->address, why);
+    pt_conn_close(c);
+}
+
+static void next_stage(pt_conn *c);
+
+/* The header is read with a peek, then exactly its bytes are taken off the socket:
+ * whatever follows (a request, a TLS hello) stays for the next stage, whatever it is. */
+static void proxy_read(pt_conn *c)
+{
+    uint8_t buf[PT_PROXY_V2_MAX];
+    pt_proxy_header h;
+    const char *err = NULL;
+
+    if (!c->x.readable)
+        return;
+    ssize_t n = pt_xprt_tcp_peek(&c->x, buf, sizeof(buf));
+    if (n == PT_AGAIN)
+        return;
+    if (n <= 0) {
+        refuse(c, n == 0 ? "closed before a PROXY protocol header"
+                         : "connection failed before a PROXY protocol header");
+        return;
+    }
+    int rc = pt_proxy_header_parse(buf, (size_t) n, &h, &err);
+    if (rc == PT_AGAIN) {
+        c->x.readable = false;          /* all there is was peeked: wait for more */
+        return;
+    }
+    if (rc == PT_ERROR) {
+        refuse(c, err);
+        return;
+    }
+    ssize_t got = c->x.ops->recv(&c->x, buf, h.len);
+    if (got != (ssize_t) h.len) {
+        refuse(c, "PROXY protocol header could not be consumed");
+        return;
+    }
+    if (!h.local) {
+        char was[48];
+        memcpy(was, c->peer_ip, sizeof(was));
+        pt_conn_set_peer(c, (const struct sockaddr *) &h.src,
+                         h.src.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                     : sizeof(struct sockaddr_in));
+        pt_log(PT_LOG_DEBUG, "PROXY v%u header from %s: client %s", h.version, was, c->peer_ip);
+    }
+    next_stage(c);
+}
+
+static void next_stage(pt_conn *c)
+{
+    const pt_listener_conf *l = c->listener->conf;
+    if (c->stage < STAGE_PROXY) {
+        c->stage = STAGE_PROXY;
+        if (l->proxy_protocol) {
+            if (l->proxy_protocol_trusted.n
+                && !pt_cidr_list_match(&l->proxy_protocol_trusted, &c->peer.sa)) {
+                refuse(c, "PROXY protocol header from an address not in proxy_protocol_trusted");
+                return;
+            }
+            pt_conn_set_timer(c, pt_wconf->limits.client_header_timeout_ms);
+            proxy_read(c);
+            return;
+        }
+    }
+    c->stage = STAGE_SESSION;
+    pt_conn_set_timer(c, 0);
+    pt_conn_start_session(c);
+}
+
+void pt_accept_start(pt_conn *c)
+{
+    c->stage = 0;
+    next_stage(c);
+}
+
+void pt_accept_event(pt_conn *c, uint32_t events)
+{
+    if (events == 0) {
+        refuse(c, "no PROXY protocol header within client_header_timeout_ms");
+        return;
+    }
+    if (c->stage == STAGE_PROXY)
+        proxy_read(c);
+}
