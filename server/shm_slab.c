@@ -22,9 +22,11 @@
  *     (alloc undone, free done), so allocs - frees == used holds exactly;
  *   - rebuilds every list and count from the bitmaps (O(pages)).
  * So after a death: no slot is handed out twice, no list is corrupt, no slot leaks inside
- * the slab. What the slab cannot know is where its dead caller stored a pointer after a
- * successful alloc; the module's own repair deals with that (see shm_list.h). A death in
- * the repair itself leaves the journal set, and the next owner repairs again. */
+ * the slab, and the counters are exact. What the slab cannot know is what its dead caller
+ * did with memory outside an alloc or free: a slot allocated but not yet linked into the
+ * module's index, a slot half written; the module's own repair deals with that (see
+ * shm_list.h). A death in the repair itself leaves the journal set, and the next owner
+ * repairs again (the repair is idempotent). */
 #include "portico/core.h"       /* first: config.h defines _GNU_SOURCE */
 
 #include <stdarg.h>
