@@ -928,7 +928,9 @@ int pt_master_run(pt_cycle *cy)
               conf_workers(g->cycle.conf));
 
     for (;;) {
-        int timeout = run_timers();
+        int timeout = run_timers(), log_due = pt_log_flush();
+        if (log_due >= 0 && (timeout < 0 || log_due < timeout))
+            timeout = log_due;
         if (state != MASTER_RUNNING && alive_total() == 0)
             break;
         struct pollfd pfd = { .fd = sig_fd, .events = POLLIN };
@@ -941,5 +943,6 @@ int pt_master_run(pt_cycle *cy)
 
     master_cleanup();
     pt_log(PT_LOG_NOTICE, "exiting");
+    pt_log_flush_all();
     return 0;
 }
