@@ -455,6 +455,8 @@ const pt_conf_key pt_conf_main_keys[] = {
     { "pid_file", PT_SCOPE_MAIN, pt_conf_set_str, offsetof(pt_conf, pid_file), 1, 4095, NULL },
     { "server_tokens", PT_SCOPE_MAIN, pt_conf_set_bool, offsetof(pt_conf, server_tokens),
       0, 0, NULL },
+    { "worker_rlimit_nofile", PT_SCOPE_MAIN, pt_conf_set_uint32,
+      offsetof(pt_conf, worker_rlimit_nofile), 64, INT32_MAX, NULL },
     { "error_log", PT_SCOPE_MAIN, pt_conf_set_group, 0, 0, 0, error_log_keys },
     { "limits", PT_SCOPE_MAIN, set_limits, offsetof(pt_conf, limits), 0, 0, NULL },
     { "listeners", PT_SCOPE_MAIN, set_listeners, 0, 0, 0, NULL },

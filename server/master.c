@@ -286,6 +286,7 @@ static PT_NORETURN void worker_child(proc *p, int slot)
     sigaddset(&keep, SIGHUP);
     sigprocmask(SIG_SETMASK, &keep, NULL);
 
+    pt_fdlimit_worker(cy->conf);        /* as root: it may raise the hard limit */
     if (g->drop) {
         if (setgid(g->gid) < 0 || initgroups(cy->conf->user, g->gid) < 0) {
             pt_log_errno(PT_LOG_EMERG, errno, "cannot switch to group %d", (int) g->gid);
@@ -587,6 +588,7 @@ static void reload_configuration(void)
     gens = g;
     if (pt_stats_zone)
         pt_stats_zone->reloads++;
+    pt_fdlimit_check(nc);
     start_workers(g);
 
     uint64_t now = now_ms();
@@ -922,6 +924,7 @@ int pt_master_run(pt_cycle *cy)
     pt_process_title(title);
     pt_log(PT_LOG_NOTICE, "portico %s started: pid %d, %u workers, configuration %s",
            PT_VERSION, (int) getpid(), conf_workers(g->cycle.conf), g->cycle.conf_path);
+    pt_fdlimit_check(g->cycle.conf);
     start_workers(g);
     /* MAINPID: after a binary upgrade the service manager follows the new master */
     pt_notify("READY=1\nMAINPID=%d\nSTATUS=%u workers", (int) getpid(),

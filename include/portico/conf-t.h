@@ -116,6 +116,7 @@ struct pt_conf {
     const char       *group;
     const char       *pid_file;
     bool              server_tokens;
+    uint32_t          worker_rlimit_nofile;   /* 0: not set (the inherited limits) */
     const char       *error_log_path;   /* "-" = stderr */
     int               error_log_level;  /* PT_LOG_* */
     pt_limits         limits;

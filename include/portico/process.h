@@ -30,6 +30,15 @@ PT_NORETURN void pt_worker_main(pt_cycle *cy);
 void pt_process_title_init(int argc, char **argv);
 void pt_process_title(const char *title);
 
+/* Descriptor limits (server/fdlimit.c). pt_fdlimit_raise(): the master, at start, raises
+ * its soft RLIMIT_NOFILE to the hard limit (workers inherit it). pt_fdlimit_worker(): a
+ * worker, before it drops root, sets both limits to worker_rlimit_nofile when that is
+ * set (failure logged, then as close as the hard limit allows). pt_fdlimit_check(): a
+ * warning when max_connections cannot fit in what the workers will have. */
+void pt_fdlimit_raise(void);
+void pt_fdlimit_worker(const pt_conf *conf);
+void pt_fdlimit_check(const pt_conf *conf);
+
 /* The ids workers switch to: PT_OK (*uid, *gid set: conf->user, and conf->group or the
  * user's primary group), PT_DECLINED (not root, or no user set: nothing to switch),
  * PT_ERROR (unknown user or group; "FILE: ..." in err). */

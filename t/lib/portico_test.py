@@ -34,7 +34,7 @@ __all__ = [
     "Portico", "PorticoError", "portico_bin", "srcdir", "run_bin", "free_port", "closed_port",
     "wait_for", "proc_children", "proc_ppid", "proc_alive", "proc_uid", "proc_gid", "fd_count", "pipe_count", "rss_kb",
     "refused_re", "BASE_LIMITS", "STANDARD_ROUTES", "standard_config", "is_root",
-    "ipv6_available", "portico_version",
+    "ipv6_available", "portico_version", "proc_limit",
 ]
 
 
@@ -223,6 +223,16 @@ def pipe_count(pid):
     return sum(1 for t in _fd_targets(pid) if t.startswith("pipe:"))
 
 
+def proc_limit(pid, name="Max open files"):
+    """(soft, hard) of a limit in /proc/PID/limits, as ints (None for "unlimited")."""
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith(name):
+                v = line[len(name):].split()
+                return tuple(None if x == "unlimited" else int(x) for x in v[:2])
+    return None
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -305,7 +315,7 @@ class Portico:
     """
 
     def __init__(self, conf, vars=None, start=True, wait_ports=None, args=(), env=None,
-                 start_timeout=START_TIMEOUT, bin=None, pass_fds=()):
+                 start_timeout=START_TIMEOUT, bin=None, pass_fds=(), preexec_fn=None):
         self.bin = bin or portico_bin()
         self.tmp = tempfile.mkdtemp(prefix="portico-t-")
         os.chmod(self.tmp, 0o755)   # workers may run as another user
@@ -323,6 +333,7 @@ class Portico:
         self.args = list(args)
         self.env = env
         self.pass_fds = tuple(pass_fds)     # descriptors the master inherits
+        self.preexec_fn = preexec_fn        # runs in the child before exec (setrlimit...)
         self.start_timeout = start_timeout
         self._known_workers = set()
         self.write_config(conf)
@@ -396,7 +407,7 @@ class Portico:
         self.proc = subprocess.Popen([self.bin, "-c", self.conf_path] + self.args,
                                      stdin=subprocess.DEVNULL, stdout=self._stderr,
                                      stderr=self._stderr, cwd=self.tmp, env=self.env,
-                                     pass_fds=self.pass_fds)
+                                     pass_fds=self.pass_fds, preexec_fn=self.preexec_fn)
         self.pid = self.proc.pid
         self.wait_ready()
         return self
