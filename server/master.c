@@ -191,13 +191,25 @@ void pt_process_title(const char *title)
         memset(title_at + n, 0, room - (size_t) n);
 }
 
-int pt_process_user(const pt_conf *conf, uid_t *uid, gid_t *gid, char *err, size_t errlen)
+int pt_process_user(pt_conf *conf, uid_t *uid, gid_t *gid, char *err, size_t errlen)
 {
-    if (conf->user == NULL || geteuid() != 0)
+    if (geteuid() != 0)
         return PT_DECLINED;
+    /* Workers parse what clients send: never as root. Without a user they run as nobody,
+     * as nginx's do; everything that follows (initgroups, the logs' owner) uses the name. */
+    if (conf->user == NULL) {
+        conf->user = PT_DEFAULT_USER;
+        conf->user_implied = true;
+    }
 
     errno = 0;
     struct passwd *pw = getpwnam(conf->user);
+    if (pw == NULL && conf->user_implied) {
+        snprintf(err, errlen, "%s: no user is set and the default user \"%s\" %s: set user "
+                 "(workers do not run as root)", conf->file, conf->user,
+                 errno ? strerror(errno) : "does not exist");
+        return PT_ERROR;
+    }
     if (pw == NULL) {
         snprintf(err, errlen, "%s: user \"%s\" %s", conf->file, conf->user,
                  errno ? strerror(errno) : "does not exist");
@@ -216,6 +228,15 @@ int pt_process_user(const pt_conf *conf, uid_t *uid, gid_t *gid, char *err, size
         *gid = gr->gr_gid;
     }
     return PT_OK;
+}
+
+static void log_workers_user(const gen *g)
+{
+    const pt_conf *conf = g->cycle.conf;
+    struct group *gr = getgrgid(g->gid);
+    pt_log(PT_LOG_NOTICE, "workers run as user \"%s\" (uid %d), group \"%s\" (gid %d)%s",
+           conf->user, (int) g->uid, gr ? gr->gr_name : "?", (int) g->gid,
+           conf->user_implied ? ": no user is set, and never as root" : "");
 }
 
 /* The master opens log files as root; workers reopen them on SIGUSR1 as user. */
@@ -550,6 +571,8 @@ static void reload_configuration(void)
         goto fail;
     }
     g->drop = rc == PT_OK;
+    if (g->drop && (!cur->drop || g->uid != cur->uid || g->gid != cur->gid))
+        log_workers_user(g);
 
     unsigned need = conf_workers(nc), have = free_slots();
     if (need > have) {
@@ -914,6 +937,8 @@ int pt_master_run(pt_cycle *cy)
         return 1;
     }
     g->drop = rc == PT_OK;
+    if (g->drop)
+        log_workers_user(g);
     if (g->cycle.conf->user && geteuid() != 0)
         pt_log(PT_LOG_WARN, "user \"%s\" is ignored: the master does not run as root",
                g->cycle.conf->user);

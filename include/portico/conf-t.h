@@ -113,6 +113,8 @@ struct pt_conf {
     unsigned          workers;
     bool              daemon;
     const char       *user;       /* NULL: not set */
+    bool              user_implied;   /* user is PT_DEFAULT_USER: the master is root and
+                                         none was set (pt_process_user) */
     const char       *group;
     const char       *pid_file;
     bool              server_tokens;

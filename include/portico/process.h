@@ -39,9 +39,11 @@ void pt_fdlimit_raise(void);
 void pt_fdlimit_worker(const pt_conf *conf);
 void pt_fdlimit_check(const pt_conf *conf);
 
-/* The ids workers switch to: PT_OK (*uid, *gid set: conf->user, and conf->group or the
- * user's primary group), PT_DECLINED (not root, or no user set: nothing to switch),
- * PT_ERROR (unknown user or group; "FILE: ..." in err). */
-int pt_process_user(const pt_conf *conf, uid_t *uid, gid_t *gid, char *err, size_t errlen);
+/* The ids workers switch to when the master is root: PT_OK (*uid, *gid set: conf->user,
+ * and conf->group or the user's primary group; an unset user becomes PT_DEFAULT_USER,
+ * with conf->user_implied), PT_DECLINED (not root: nothing to switch), PT_ERROR (unknown
+ * user or group; "FILE: ..." in err). */
+#define PT_DEFAULT_USER "nobody"
+int pt_process_user(pt_conf *conf, uid_t *uid, gid_t *gid, char *err, size_t errlen);
 
 #endif
