@@ -336,6 +336,7 @@ class Portico:
         self.preexec_fn = preexec_fn        # runs in the child before exec (setrlimit...)
         self.start_timeout = start_timeout
         self._known_workers = set()
+        self._ready_workers = set()
         self.write_config(conf)
         self.wait_ports = wait_ports
         add_cleanup(self._cleanup)
@@ -447,11 +448,32 @@ class Portico:
         self._known_workers.update(w)
         return w
 
-    def wait_workers(self, n, timeout=10, exclude=()):
-        """Wait until the master has exactly n live children (none of them in exclude)."""
+    def worker_ready(self, pid):
+        """Has worker pid finished starting? It has once it waits in its epoll loop
+        (/proc/PID/wchan) or has logged "worker started": by then it has dropped root, set
+        its limits and opened what it keeps open, so its uid and descriptors are what a
+        test may compare. A worker just forked has not, and sampling it then is a race."""
+        if pid in self._ready_workers:
+            return True
+        try:
+            with open("/proc/%d/wchan" % pid) as f:
+                ready = f.read().strip() in ("do_epoll_wait", "ep_poll")
+        except OSError:
+            return False
+        if not ready:
+            ready = re.search(r"\[\w+\] %d(?:#[^:\n]*)?: worker started" % pid, self.error_log()) is not None
+        if ready:
+            self._ready_workers.add(pid)
+        return ready
+
+    def wait_workers(self, n, timeout=10, exclude=(), ready=True):
+        """Wait until the master has exactly n live children (none of them in exclude),
+        each of them started (worker_ready; ready=False: only forked)."""
         def check():
             w = self.worker_pids()
-            return w if len(w) == n and not set(w) & set(exclude) else None
+            if len(w) != n or set(w) & set(exclude):
+                return None
+            return w if not ready or all(self.worker_ready(x) for x in w) else None
         return wait_for(check, timeout, 0.05) or self.worker_pids()
 
     def signal(self, sig):
@@ -601,6 +623,34 @@ class Portico:
                 return None
             return re.search(regex, text, re.M)
         return wait_for(check, timeout, 0.05)
+
+    REPEATED = re.compile(r"last message repeated (\d+) times?: (.*)$")
+
+    def log_count(self, regex, start=0):
+        """How many times a message matching regex was logged since byte start: its lines,
+        plus N for each "last message repeated N times: <it>" (identical messages within
+        a second are counted, not written)."""
+        rx = re.compile(regex)
+        n = 0
+        try:
+            with open(self.error_log_path, "rb") as f:
+                f.seek(start)
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            m = self.REPEATED.search(line)
+            if m and rx.search(m.group(2)):
+                n += int(m.group(1))
+            elif not m and rx.search(line):
+                n += 1
+        return n
+
+    def wait_log_count(self, regex, n, timeout=5.0, start=0):
+        """Wait until log_count(regex) >= n (a summary comes up to a second after the
+        message); the count."""
+        return wait_for(lambda: self.log_count(regex, start) >= n and self.log_count(regex, start),
+                        timeout, 0.05) or self.log_count(regex, start)
 
     def access_log_lines(self, path=None):
         return [l for l in self._read(path or self.access_log_path).split("\n") if l]
