@@ -53,10 +53,11 @@ daemon_pids = []
 def kill_daemon():
     for pid in daemon_pids:
         for x in proc_children(pid) + [pid]:
-            try:
-                os.kill(x, signal.SIGKILL)
-            except OSError:
-                pass
+            if proc_alive(x):           # a Pid: never another process that got the number
+                try:
+                    os.kill(x, signal.SIGKILL)
+                except OSError:
+                    pass
 
 
 add_cleanup(kill_daemon)
@@ -65,7 +66,8 @@ is_(cp.returncode, 0, "daemon = true: the command returns 0 (while the master ru
 pid = wait_for(lambda: os.path.exists(d.pid_path) and open(d.pid_path).read().strip(), 5.0)
 ok(pid and pid.isdigit() and proc_alive(int(pid)), "daemon = true: the pid file names a live master")
 if pid and pid.isdigit():
-    daemon_pids.append(int(pid))
+    pid = Pid.of(int(pid))
+    daemon_pids.append(pid)
     d.wait_ports = None
     d.proc = None
     try:
@@ -76,7 +78,7 @@ if pid and pid.isdigit():
         diag(str(e))
     cp = run_bin(["-s", "quit", "-c", d.conf_path])
     is_(cp.returncode, 0, "daemon: -s quit")
-    ok(wait_for(lambda: not proc_alive(int(pid)), 10.0), "daemon: the master exits")
+    ok(wait_for(lambda: not proc_alive(pid), 10.0), "daemon: the master exits")
     ok(not os.path.exists(d.pid_path), "daemon: the pid file is removed")
 else:
     skip("no daemon", 4)

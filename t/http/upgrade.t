@@ -79,6 +79,8 @@ class Load:
 
 
 def stop_master(pid, timeout=10):
+    if not proc_alive(pid):             # gone (its number may be another process's now)
+        return True
     try:
         os.kill(pid, signal.SIGQUIT)
     except ProcessLookupError:
@@ -90,16 +92,13 @@ strays = []
 
 
 def kill_strays():
-    for pid in strays:
-        for c in proc_children(pid):
-            try:
-                os.kill(c, signal.SIGKILL)
-            except OSError:
-                pass
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
+    for pid in strays:                  # Pids: never another process that got the number
+        for c in proc_children(pid) + [pid]:
+            if proc_alive(c):
+                try:
+                    os.kill(c, signal.SIGKILL)
+                except OSError:
+                    pass
 
 
 tap.add_cleanup(kill_strays)
@@ -117,7 +116,7 @@ res = run_bin(["-c", p.conf_path, "-s", "upgrade"])
 is_(res.returncode, 0, "-s upgrade signals the master")
 ok(wait_for(lambda: read_pid(p.pid_path) not in (None, A) and read_pid(oldbin) == A, 5),
    "USR2: the pid file names a new master, PID.oldbin the old one")
-B = read_pid(p.pid_path)
+B = Pid.of(read_pid(p.pid_path))
 strays.append(B)
 is_(proc_ppid(B), A, "...the new master B is A's child")
 is_(len(masters_workers(B, 2)), 2, "...B has started its two workers")
@@ -163,7 +162,7 @@ ok(load.seen_since(b"v2\n"), "...B serves on")
 p.write_config(conf("v3"))
 os.kill(B, signal.SIGUSR2)
 ok(wait_for(lambda: read_pid(oldbin) == B and read_pid(p.pid_path) not in (None, B), 5), "upgrade B -> C")
-C = read_pid(p.pid_path)
+C = Pid.of(read_pid(p.pid_path))
 strays.append(C)
 is_(len(masters_workers(C, 2)), 2, "...C has two workers")
 os.kill(B, signal.SIGWINCH)

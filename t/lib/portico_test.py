@@ -32,7 +32,7 @@ __all__ = [
     "Client", "Response", "Headers", "HTTPError", "ProtocolError", "ResponseTimeout",
     "ConnectionClosed", "build_request", "chunked", "error_body", "REASONS", "IMF_FIXDATE",
     "Portico", "PorticoError", "portico_bin", "srcdir", "run_bin", "free_port", "closed_port",
-    "wait_for", "proc_children", "proc_ppid", "proc_alive", "proc_uid", "proc_gid", "fd_count", "pipe_count", "rss_kb",
+    "wait_for", "Pid", "proc_start", "proc_children", "proc_ppid", "proc_alive", "proc_uid", "proc_gid", "fd_count", "pipe_count", "rss_kb",
     "refused_re", "BASE_LIMITS", "STANDARD_ROUTES", "standard_config", "is_root",
     "ipv6_available", "portico_version", "proc_limit",
 ]
@@ -153,6 +153,44 @@ def _stat_fields(pid):
     return rest   # rest[0] = state, rest[1] = ppid
 
 
+class Pid(int):
+    """A process id that remembers which process it named (its start time, in clock ticks
+    since boot). pid_max may be 32768 and a test run forks thousands of processes: a pid
+    seen earlier in a script may name another process by now, which proc_alive() must not
+    count as ours and a cleanup must never kill. Compares and hashes like the int, except
+    that two Pids of different processes with the same number differ."""
+
+    def __new__(cls, pid, start=None):
+        self = int.__new__(cls, pid)
+        self.start = start
+        return self
+
+    @classmethod
+    def of(cls, pid):
+        """The process that has this pid now (start None if there is none)."""
+        return cls(pid, proc_start(pid))
+
+    def __eq__(self, other):
+        r = int.__eq__(self, other)
+        if r is True and isinstance(other, Pid) and None not in (self.start, other.start):
+            return self.start == other.start
+        return r
+
+    def __ne__(self, other):
+        r = self.__eq__(other)
+        return r if r is NotImplemented else not r
+
+    __hash__ = int.__hash__
+
+
+def proc_start(pid):
+    """Start time of pid (clock ticks since boot), None if there is no such process."""
+    try:
+        return int(_stat_fields(pid)[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def proc_ppid(pid):
     try:
         return int(_stat_fields(pid)[1])
@@ -161,25 +199,30 @@ def proc_ppid(pid):
 
 
 def proc_alive(pid):
-    """True if pid exists and is not a zombie."""
+    """True if pid exists and is not a zombie (for a Pid: and is still that process)."""
     try:
-        return _stat_fields(pid)[0] not in (b"Z", b"X")
+        f = _stat_fields(pid)
+        start = getattr(pid, "start", None)
+        return f[0] not in (b"Z", b"X") and (start is None or int(f[19]) == start)
     except (OSError, ValueError, IndexError):
         return False
 
 
 def proc_children(pid):
-    """Live children of pid (any thread), by scanning /proc/*/stat."""
+    """Live children of pid (any thread), by scanning /proc/*/stat, as Pids. None for a
+    Pid whose process is gone (its number may be another process's now)."""
+    if isinstance(pid, Pid) and not proc_alive(pid):
+        return []
     out = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             f = _stat_fields(int(name))
+            if int(f[1]) == pid and f[0] not in (b"Z", b"X"):
+                out.append(Pid(int(name), int(f[19])))
         except (OSError, ValueError, IndexError):
             continue
-        if int(f[1]) == pid and f[0] not in (b"Z", b"X"):
-            out.append(int(name))
     return sorted(out)
 
 
@@ -409,7 +452,7 @@ class Portico:
                                      stdin=subprocess.DEVNULL, stdout=self._stderr,
                                      stderr=self._stderr, cwd=self.tmp, env=self.env,
                                      pass_fds=self.pass_fds, preexec_fn=self.preexec_fn)
-        self.pid = self.proc.pid
+        self.pid = Pid.of(self.proc.pid)
         self.wait_ready()
         return self
 
