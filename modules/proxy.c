@@ -43,10 +43,36 @@ static const char *const managed_request_fields[] = {
     "connection", "content-length", "transfer-encoding", "te", "trailer", "upgrade",
     "keep-alive", "proxy-connection", "expect", NULL
 };
+/* Server and Date as in return.headers: Server is portico's (server_tokens); Date is the
+ * origin's, or portico's when it sends none (a fixed one would be wrong after a second;
+ * hide_response_headers drops the origin's). */
 static const char *const managed_response_fields[] = {
     "connection", "content-length", "transfer-encoding", "te", "trailer", "upgrade",
-    "keep-alive", "proxy-connection", "server", NULL
+    "keep-alive", "proxy-connection", "server", "date", NULL
 };
+
+static const char *managed_hint(const char *m)
+{
+    if (strcmp(m, "server") == 0)
+        return " (see server_tokens)";
+    if (strcmp(m, "date") == 0)
+        return " (the origin's Date is passed on, else portico adds its own)";
+    return "";
+}
+
+/* A configured Host goes to the origin as it is: it must be what portico accepts in a
+ * client's Host field (RFC 9110 7.2: uri-host [":" port], a name, an IPv4 address or an
+ * [IPv6] literal), so the request parser's own check judges it: one grammar, not two. */
+static bool valid_host(pt_str v)
+{
+    pt_header h = { PT_STR("Host"), v };
+    pt_h1_head head = { .method = PT_STR("GET"), .method_id = PT_M_GET, .target = PT_STR("/"),
+                        .version = 11, .headers = &h, .nheaders = 1, .max_headers = 1 };
+    pt_h1_req_info ri;
+    unsigned status;
+    const char *why;
+    return pt_h1_analyze_request(&head, &ri, &status, &why) == PT_OK;
+}
 
 static int check_header_names(pt_conf_ctx *cx, config_setting_t *s, const pt_header_list *l,
                               const char *const *managed, bool request)
@@ -58,11 +84,15 @@ static int check_header_names(pt_conf_ctx *cx, config_setting_t *s, const pt_hea
             if (pt_str_caseeq_lit(l->h[i].name, *m))
                 return pt_conf_error(cx, name, "\"%.*s\" is managed by the proxy and cannot be set%s",
                                      (int) l->h[i].name.len, l->h[i].name.data,
-                                     strcmp(*m, "server") == 0 ? " (see server_tokens)" : "");
+                                     managed_hint(*m));
         if (request && l->h[i].value.len == 0 && pt_str_caseeq_lit(l->h[i].name, "host"))
             return pt_conf_error(cx, config_setting_get_member(e, "value"),
                                  "Host cannot be removed (HTTP/1.1 requires it): give a "
                                  "value, or use preserve_host");
+        if (request && pt_str_caseeq_lit(l->h[i].name, "host") && !valid_host(l->h[i].value))
+            return pt_conf_error(cx, config_setting_get_member(e, "value"),
+                                 "\"%s\" is not a valid Host: a name, an IPv4 address or an "
+                                 "[IPv6] address, then optionally \":port\"", l->h[i].value.data);
     }
     return PT_OK;
 }

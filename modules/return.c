@@ -24,7 +24,8 @@ typedef struct {
 
 pt_module pt_return_module;
 
-/* Fields the core owns (framing) or this module sets from its own keys. */
+/* Fields the core owns (framing, Server, Date) or this module sets from its own keys. The
+ * proxy's set_response_headers refuses Server and Date the same way. */
 static const struct {
     const char *name;   /* lower-case */
     const char *why;
@@ -34,18 +35,20 @@ static const struct {
     { "connection", "set by portico" },
     { "content-type", "use content_type" },
     { "location", "use location" },
+    { "server", "set by portico (see server_tokens)" },
+    { "date", "set by portico from its clock (a fixed Date would be wrong after a second)" },
 };
 
-/* A string that goes into a header field value: no CR, LF, NUL or other controls. */
+/* A string that goes into a header field value: a field-value (no CR, LF or other
+ * controls, no leading or trailing whitespace). */
 static int set_field_value(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,
                            void *base)
 {
     if (pt_conf_set_pstr(cx, s, k, base) != PT_OK)
         return PT_ERROR;
     pt_str *v = (pt_str *) ((char *) base + k->offset);
-    if (pt_conf_bad_field_value(v->data, v->len))
-        return pt_conf_error(cx, s, "control characters (CR, LF, ...) are not allowed");
-    return PT_OK;
+    const char *why = pt_conf_field_value_error(v->data, v->len);
+    return why ? pt_conf_error(cx, s, "%s", why) : PT_OK;
 }
 
 static int set_headers(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,

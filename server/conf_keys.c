@@ -28,7 +28,7 @@ void pt_conf_defaults(pt_conf *conf)
     conf->user = NULL;
     conf->group = NULL;
     conf->pid_file = PT_RUNSTATEDIR "/portico.pid";
-    conf->server_tokens = true;
+    conf->server_tokens = PT_SERVER_TOKENS_VERSION;
     conf->error_log_path = "-";
     conf->error_log_level = PT_LOG_INFO;
     conf->limits = (pt_limits) {
@@ -66,6 +66,25 @@ static int set_workers(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *
     if (pt_conf_set_uint32(cx, s, k, &v) != PT_OK)
         return PT_ERROR;
     conf->workers = v;
+    return PT_OK;
+}
+
+static int set_server_tokens(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,
+                             void *base)
+{
+    pt_conf *conf = base;
+
+    if (config_setting_type(s) == CONFIG_TYPE_BOOL) {
+        conf->server_tokens = config_setting_get_bool(s) ? PT_SERVER_TOKENS_VERSION
+                                                         : PT_SERVER_TOKENS_NAME;
+        return PT_OK;
+    }
+    if (config_setting_type(s) != CONFIG_TYPE_STRING)
+        return pt_conf_type_error(cx, s, "true, false or \"off\"");
+    if (strcmp(config_setting_get_string(s), "off") != 0)
+        return pt_conf_error(cx, s, "\"%s\": expected true, false or \"off\"",
+                             config_setting_get_string(s));
+    conf->server_tokens = PT_SERVER_TOKENS_OFF;
     return PT_OK;
 }
 
@@ -464,8 +483,9 @@ const pt_conf_key pt_conf_main_keys[] = {
     { "user", PT_SCOPE_MAIN, pt_conf_set_str, offsetof(pt_conf, user), 1, 255, NULL },
     { "group", PT_SCOPE_MAIN, pt_conf_set_str, offsetof(pt_conf, group), 1, 255, NULL },
     { "pid_file", PT_SCOPE_MAIN, pt_conf_set_str, offsetof(pt_conf, pid_file), 1, 4095, NULL },
-    { "server_tokens", PT_SCOPE_MAIN, pt_conf_set_bool, offsetof(pt_conf, server_tokens),
-      0, 0, NULL },
+    { "server_tokens", PT_SCOPE_MAIN, set_server_tokens, 0, 0, 0, NULL },
+    { "worker_rlimit_nofile", PT_SCOPE_MAIN, pt_conf_set_uint32,
+      offsetof(pt_conf, worker_rlimit_nofile), 64, INT32_MAX, NULL },
     { "error_log", PT_SCOPE_MAIN, pt_conf_set_group, 0, 0, 0, error_log_keys },
     { "limits", PT_SCOPE_MAIN, set_limits, offsetof(pt_conf, limits), 0, 0, NULL },
     { "listeners", PT_SCOPE_MAIN, set_listeners, 0, 0, 0, NULL },

@@ -12,14 +12,27 @@ static int set_field_name(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_ke
     return PT_OK;
 }
 
+/* RFC 9110 5.5: field-value = *field-content, which starts and ends with a visible
+ * character (obs-text allowed); SP and HTAB only inside. A value with a control character
+ * would split or end the head; leading or trailing whitespace would not survive a parser
+ * (it is not part of the value) and means a mistake in the configuration. (NUL cannot get
+ * here: libconfig strings end at it.) */
+const char *pt_conf_field_value_error(const char *s, size_t len)
+{
+    if (pt_conf_bad_field_value(s, len))
+        return "control characters (CR, LF, ...) are not allowed";
+    if (len && (s[0] == ' ' || s[0] == '\t' || s[len - 1] == ' ' || s[len - 1] == '\t'))
+        return "leading or trailing whitespace is not allowed in a field value";
+    return NULL;
+}
+
 static int set_field_value(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, void *base)
 {
     if (pt_conf_set_pstr(cx, s, k, base) != PT_OK)
         return PT_ERROR;
     const pt_str *v = (const pt_str *) ((char *) base + k->offset);
-    if (pt_conf_bad_field_value(v->data, v->len))
-        return pt_conf_error(cx, s, "control characters (CR, LF, ...) are not allowed");
-    return PT_OK;
+    const char *why = pt_conf_field_value_error(v->data, v->len);
+    return why ? pt_conf_error(cx, s, "%s", why) : PT_OK;
 }
 
 static const pt_conf_key header_keys[] = {

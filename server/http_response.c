@@ -17,7 +17,8 @@
 #include "http_core.h"
 
 static char     server_buf[64];
-static pt_str   server_str;
+static pt_str   server_str;         /* empty: server_tokens "off", no Server field */
+static bool     server_set;
 
 static pt_module *hfilters[64];
 static unsigned   nhfilters;
@@ -62,9 +63,12 @@ void pt_http_filters_init(void)
             bfilter_pos[bfilters[i]->index] = i + 1;
         all_bfilters |= 1ull << bfilters[i]->index;
     }
+    unsigned tokens = pt_wconf ? pt_wconf->server_tokens : PT_SERVER_TOKENS_VERSION;
     int n = snprintf(server_buf, sizeof(server_buf), "%s",
-                     pt_wconf && !pt_wconf->server_tokens ? "portico" : "portico/" PT_VERSION);
+                     tokens == PT_SERVER_TOKENS_OFF ? ""
+                     : tokens == PT_SERVER_TOKENS_NAME ? "portico" : "portico/" PT_VERSION);
     server_str = (pt_str) { (size_t) n, server_buf };
+    server_set = true;
 }
 
 pt_str pt_http_date(void)
@@ -74,8 +78,8 @@ pt_str pt_http_date(void)
 
 pt_str pt_http_server(void)
 {
-    if (server_str.len == 0)
-        server_str = PT_STR("portico/" PT_VERSION);
+    if (!server_set)
+        return PT_STR("portico/" PT_VERSION);
     return server_str;
 }
 

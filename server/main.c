@@ -202,6 +202,7 @@ static int start(const char *path)
     }
     if (strcmp(conf->error_log_path, "-") != 0)
         where = conf->error_log_path;
+    pt_fdlimit_raise();
 
     pid_t holder = 0;
     switch (pt_pidfile_lock(conf->pid_file, &holder, err, sizeof(err))) {

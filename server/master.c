@@ -208,13 +208,25 @@ void pt_process_title(const char *title)
         memset(title_at + n, 0, room - (size_t) n);
 }
 
-int pt_process_user(const pt_conf *conf, uid_t *uid, gid_t *gid, char *err, size_t errlen)
+int pt_process_user(pt_conf *conf, uid_t *uid, gid_t *gid, char *err, size_t errlen)
 {
-    if (conf->user == NULL || geteuid() != 0)
+    if (geteuid() != 0)
         return PT_DECLINED;
+    /* Workers parse what clients send: never as root. Without a user they run as nobody,
+     * as nginx's do; everything that follows (initgroups, the logs' owner) uses the name. */
+    if (conf->user == NULL) {
+        conf->user = PT_DEFAULT_USER;
+        conf->user_implied = true;
+    }
 
     errno = 0;
     struct passwd *pw = getpwnam(conf->user);
+    if (pw == NULL && conf->user_implied) {
+        snprintf(err, errlen, "%s: no user is set and the default user \"%s\" %s: set user "
+                 "(workers do not run as root)", conf->file, conf->user,
+                 errno ? strerror(errno) : "does not exist");
+        return PT_ERROR;
+    }
     if (pw == NULL) {
         snprintf(err, errlen, "%s: user \"%s\" %s", conf->file, conf->user,
                  errno ? strerror(errno) : "does not exist");
@@ -233,6 +245,15 @@ int pt_process_user(const pt_conf *conf, uid_t *uid, gid_t *gid, char *err, size
         *gid = gr->gr_gid;
     }
     return PT_OK;
+}
+
+static void log_workers_user(const gen *g)
+{
+    const pt_conf *conf = g->cycle.conf;
+    struct group *gr = getgrgid(g->gid);
+    pt_log(PT_LOG_NOTICE, "workers run as user \"%s\" (uid %d), group \"%s\" (gid %d)%s",
+           conf->user, (int) g->uid, gr ? gr->gr_name : "?", (int) g->gid,
+           conf->user_implied ? ": no user is set, and never as root" : "");
 }
 
 /* The master opens log files as root; workers reopen them on SIGUSR1 as user. */
@@ -305,6 +326,7 @@ static PT_NORETURN void worker_child(proc *p, int slot)
     sigaddset(&keep, SIGHUP);
     sigprocmask(SIG_SETMASK, &keep, NULL);
 
+    pt_fdlimit_worker(cy->conf);        /* as root: it may raise the hard limit */
     if (g->drop) {
         if (setgid(g->gid) < 0 || initgroups(cy->conf->user, g->gid) < 0) {
             pt_log_errno(PT_LOG_EMERG, errno, "cannot switch to group %d", (int) g->gid);
@@ -572,6 +594,8 @@ static void reload_configuration(void)
         goto fail;
     }
     g->drop = rc == PT_OK;
+    if (g->drop && (!cur->drop || g->uid != cur->uid || g->gid != cur->gid))
+        log_workers_user(g);
 
     unsigned need = conf_workers(nc), have = free_slots();
     if (need > have) {
@@ -610,6 +634,7 @@ static void reload_configuration(void)
     gens = g;
     if (pt_stats_zone)
         pt_stats_zone->reloads++;
+    pt_fdlimit_check(nc);
     start_workers(g);
 
     uint64_t now = now_ms();
@@ -1080,6 +1105,8 @@ int pt_master_run(pt_cycle *cy)
         return 1;
     }
     g->drop = rc == PT_OK;
+    if (g->drop)
+        log_workers_user(g);
     if (g->cycle.conf->user && geteuid() != 0)
         pt_log(PT_LOG_WARN, "user \"%s\" is ignored: the master does not run as root",
                g->cycle.conf->user);
@@ -1090,13 +1117,16 @@ int pt_master_run(pt_cycle *cy)
     pt_process_title(title);
     pt_log(PT_LOG_NOTICE, "portico %s started: pid %d, %u workers, configuration %s",
            PT_VERSION, (int) getpid(), conf_workers(g->cycle.conf), g->cycle.conf_path);
+    pt_fdlimit_check(g->cycle.conf);
     start_workers(g);
     /* MAINPID: after a binary upgrade the service manager follows the new master */
     pt_notify("READY=1\nMAINPID=%d\nSTATUS=%u workers", (int) getpid(),
               conf_workers(g->cycle.conf));
 
     for (;;) {
-        int timeout = run_timers();
+        int timeout = run_timers(), log_due = pt_log_flush();
+        if (log_due >= 0 && (timeout < 0 || log_due < timeout))
+            timeout = log_due;
         if (state != MASTER_RUNNING && alive_total() == 0)
             break;
         struct pollfd pfd = { .fd = sig_fd, .events = POLLIN };
@@ -1109,5 +1139,6 @@ int pt_master_run(pt_cycle *cy)
 
     master_cleanup();
     pt_log(PT_LOG_NOTICE, "exiting");
+    pt_log_flush_all();
     return 0;
 }

@@ -297,13 +297,14 @@ void pt_worker_main(pt_cycle *cy)
     pt_log(PT_LOG_INFO, "worker started");
 
     while (!loop.stop)
-        pt_loop_once(&loop, -1);
+        pt_loop_once(&loop, pt_log_flush());    /* wakes for due "repeated" summaries */
 
     for (unsigned i = 0; i < pt_nmodules; i++)
         if (pt_modules[i]->worker_exit)
             pt_modules[i]->worker_exit(cy);
     pt_upstream_worker_exit();
     pt_log(PT_LOG_INFO, "worker exiting");
+    pt_log_flush_all();
 #ifdef PT_SANITIZERS
     /* tidy up so LeakSanitizer reports only real leaks */
     while (conns)

@@ -116,15 +116,23 @@ typedef struct pt_route_table {
     unsigned          max_labels;/* most labels in a wildcard suffix */
 } pt_route_table;
 
+/* server_tokens: what the Server field of responses says. */
+#define PT_SERVER_TOKENS_OFF      0     /* "off": no Server field at all */
+#define PT_SERVER_TOKENS_NAME     1     /* false: "portico" */
+#define PT_SERVER_TOKENS_VERSION  2     /* true: "portico/VERSION" */
+
 struct pt_conf {
     pt_pool          *pool;
     const char       *file;
     unsigned          workers;
     bool              daemon;
     const char       *user;       /* NULL: not set */
+    bool              user_implied;   /* user is PT_DEFAULT_USER: the master is root and
+                                         none was set (pt_process_user) */
     const char       *group;
     const char       *pid_file;
-    bool              server_tokens;
+    unsigned          server_tokens;    /* PT_SERVER_TOKENS_* */
+    uint32_t          worker_rlimit_nofile;   /* 0: not set (the inherited limits) */
     const char       *error_log_path;   /* "-" = stderr */
     int               error_log_level;  /* PT_LOG_* */
     pt_limits         limits;

@@ -52,10 +52,13 @@ int pt_conf_set_content(pt_conf_ctx *cx, pt_route *rt, const pt_module *m);
 /* Validators for values that end up in HTTP messages. */
 bool pt_conf_is_token(const char *s, size_t len);          /* RFC 9110 token, not empty */
 bool pt_conf_bad_field_value(const char *s, size_t len);   /* a CTL other than HTAB */
+/* Why s is not a field-value (a control character, leading or trailing whitespace), or
+ * NULL when it is one. */
+const char *pt_conf_field_value_error(const char *s, size_t len);
 
 /* Lists of header fields: ( { name = "X-A"; value = "1"; }, ... ), into a pt_header_list
- * (room for one more entry, for a setter that appends). Names must be tokens, values free
- * of control characters. */
+ * (room for one more entry, for a setter that appends). Names must be tokens, values
+ * field-values (pt_conf_field_value_error). */
 typedef struct pt_header_list {
     pt_header *h;
     unsigned   n;

@@ -97,7 +97,8 @@ void pt_http_run_phases(pt_request *r);
 
 /* The status line text and error page of the core. */
 const char *pt_http_status_line(unsigned status);   /* "404 Not Found" */
-/* The Date and Server values generated responses carry. */
+/* The Date and Server values generated responses carry (Server empty: server_tokens
+ * "off", no Server field). */
 pt_str pt_http_date(void);
 pt_str pt_http_server(void);
 

@@ -24,8 +24,15 @@ const char *pt_log_level_name(int level);
 int  pt_log_open(const char *path, int level);
 int  pt_log_reopen(void);
 int  pt_log_fd(void);
-/* Tag printed after the pid: "master", "worker 0". */
+/* Tag printed after the pid: "master", "worker 0". Called by a new process (after fork):
+ * it also forgets the repeated messages its parent was counting. */
 void pt_log_set_role(const char *role);
+/* Repeated identical messages are counted, not written, for a second; the process's loop
+ * calls pt_log_flush() to write the "last message repeated N times" lines that are due.
+ * It returns the ms until the next one is due (a poll timeout), -1 when none is pending.
+ * pt_log_flush_all() writes every pending one (before exiting). */
+int  pt_log_flush(void);
+void pt_log_flush_all(void);
 
 void pt_log(int level, const char *fmt, ...) PT_PRINTF(2, 3);
 void pt_log_errno(int level, int err, const char *fmt, ...) PT_PRINTF(3, 4);

@@ -30,9 +30,20 @@ PT_NORETURN void pt_worker_main(pt_cycle *cy);
 void pt_process_title_init(int argc, char **argv);
 void pt_process_title(const char *title);
 
-/* The ids workers switch to: PT_OK (*uid, *gid set: conf->user, and conf->group or the
- * user's primary group), PT_DECLINED (not root, or no user set: nothing to switch),
- * PT_ERROR (unknown user or group; "FILE: ..." in err). */
-int pt_process_user(const pt_conf *conf, uid_t *uid, gid_t *gid, char *err, size_t errlen);
+/* Descriptor limits (server/fdlimit.c). pt_fdlimit_raise(): the master, at start, raises
+ * its soft RLIMIT_NOFILE to the hard limit (workers inherit it). pt_fdlimit_worker(): a
+ * worker, before it drops root, sets both limits to worker_rlimit_nofile when that is
+ * set (failure logged, then as close as the hard limit allows). pt_fdlimit_check(): a
+ * warning when max_connections cannot fit in what the workers will have. */
+void pt_fdlimit_raise(void);
+void pt_fdlimit_worker(const pt_conf *conf);
+void pt_fdlimit_check(const pt_conf *conf);
+
+/* The ids workers switch to when the master is root: PT_OK (*uid, *gid set: conf->user,
+ * and conf->group or the user's primary group; an unset user becomes PT_DEFAULT_USER,
+ * with conf->user_implied), PT_DECLINED (not root: nothing to switch), PT_ERROR (unknown
+ * user or group; "FILE: ..." in err). */
+#define PT_DEFAULT_USER "nobody"
+int pt_process_user(pt_conf *conf, uid_t *uid, gid_t *gid, char *err, size_t errlen);
 
 #endif

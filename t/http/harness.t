@@ -336,4 +336,12 @@ cp = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr
 ok(cp.returncode != 0 and "not ok 1 - no sanitizer report from portico" in cp.stdout and "ERROR: AddressSanitizer" in cp.stdout,
    "fixture: a sanitizer report on portico's stderr fails the script")
 
+# Pids remember their process: a number the kernel gave to another process is not ours.
+me = Pid.of(os.getpid())
+ok(me == os.getpid() and proc_alive(me), "Pid.of: equals the number, alive while the process runs")
+other = Pid(os.getpid(), me.start + 1)
+ok(not proc_alive(other) and other != me and me in {me} and other not in {me},
+   "a Pid with another start time: not alive, not equal to the live one (a reused number)")
+ok(all(isinstance(x, Pid) for x in proc_children(os.getppid())), "proc_children gives Pids")
+
 done_testing()

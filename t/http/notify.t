@@ -20,7 +20,7 @@ os.chmod(path, 0o777)
 ns.settimeout(0.2)
 
 
-def messages(timeout=3.0, until=None):
+def messages(timeout=10.0, until=None):
     """(sender-visible) messages as lists of lines, read for up to timeout seconds or
     until one contains the line `until`."""
     out, end = [], time.monotonic() + timeout

@@ -78,6 +78,6 @@ is_(big.wait_open(0, 5), 0, "...after send_timeout_ms without progress portico g
 cmp_ok(big.bytes_sent, "<", 32 << 20, "...the origin could send only what buffers hold")
 c.close()
 is_(wait_fds(w, fd0), fd0, "...and no descriptor is left")
-like(p.error_log(), r"request from 127\.0\.0\.1 aborted: client took no response bytes within send_timeout_ms",
-     "...logged")
+ok(p.wait_log(r"request from 127\.0\.0\.1 aborted: client took no response bytes within send_timeout_ms"),
+   "...logged")
 done_testing()

@@ -278,13 +278,9 @@ if not isinstance(r, str):
 # Every refused request has its line in the error log (level info). (Refusals counted
 # are those of the REFUSED table and the 10 KB extension; the open-ended cases above may
 # add more lines, hence >=.)
-def log_count(code):
-    return len(re.findall(refused_re(code), p.error_log()))
-
 for code in (400, 405, 413, 417, 505):
     if observed[code]:
-        wait_for(lambda: log_count(code) >= observed[code], 3.0)
-        cmp_ok(log_count(code), ">=", observed[code],
+        cmp_ok(p.wait_log_count(refused_re(code), observed[code]), ">=", observed[code],
                "error log: a 'refused request from 127.0.0.1: %d %s (...)' line per refusal"
                % (code, REASONS[code]))
 

@@ -57,6 +57,7 @@ def worker():
     stop = []
     signal.signal(signal.SIGQUIT, lambda *a: stop.append(1))
     signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
+    logline("worker started")
     while not stop:
         try:
             r, _, _ = select.select(lsocks, [], [], 0.1)

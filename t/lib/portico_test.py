@@ -32,9 +32,9 @@ __all__ = [
     "Client", "Response", "Headers", "HTTPError", "ProtocolError", "ResponseTimeout",
     "ConnectionClosed", "build_request", "chunked", "error_body", "REASONS", "IMF_FIXDATE",
     "Portico", "PorticoError", "portico_bin", "srcdir", "run_bin", "free_port", "closed_port",
-    "wait_for", "proc_children", "proc_ppid", "proc_alive", "proc_uid", "proc_gid", "fd_count", "pipe_count", "rss_kb",
+    "wait_for", "Pid", "proc_start", "proc_children", "proc_ppid", "proc_alive", "proc_uid", "proc_gid", "fd_count", "pipe_count", "rss_kb",
     "refused_re", "BASE_LIMITS", "STANDARD_ROUTES", "standard_config", "is_root",
-    "ipv6_available", "portico_version",
+    "ipv6_available", "portico_version", "proc_limit",
 ]
 
 
@@ -165,6 +165,44 @@ def _stat_fields(pid):
     return rest   # rest[0] = state, rest[1] = ppid
 
 
+class Pid(int):
+    """A process id that remembers which process it named (its start time, in clock ticks
+    since boot). pid_max may be 32768 and a test run forks thousands of processes: a pid
+    seen earlier in a script may name another process by now, which proc_alive() must not
+    count as ours and a cleanup must never kill. Compares and hashes like the int, except
+    that two Pids of different processes with the same number differ."""
+
+    def __new__(cls, pid, start=None):
+        self = int.__new__(cls, pid)
+        self.start = start
+        return self
+
+    @classmethod
+    def of(cls, pid):
+        """The process that has this pid now (start None if there is none)."""
+        return cls(pid, proc_start(pid))
+
+    def __eq__(self, other):
+        r = int.__eq__(self, other)
+        if r is True and isinstance(other, Pid) and None not in (self.start, other.start):
+            return self.start == other.start
+        return r
+
+    def __ne__(self, other):
+        r = self.__eq__(other)
+        return r if r is NotImplemented else not r
+
+    __hash__ = int.__hash__
+
+
+def proc_start(pid):
+    """Start time of pid (clock ticks since boot), None if there is no such process."""
+    try:
+        return int(_stat_fields(pid)[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def proc_ppid(pid):
     try:
         return int(_stat_fields(pid)[1])
@@ -173,25 +211,30 @@ def proc_ppid(pid):
 
 
 def proc_alive(pid):
-    """True if pid exists and is not a zombie."""
+    """True if pid exists and is not a zombie (for a Pid: and is still that process)."""
     try:
-        return _stat_fields(pid)[0] not in (b"Z", b"X")
+        f = _stat_fields(pid)
+        start = getattr(pid, "start", None)
+        return f[0] not in (b"Z", b"X") and (start is None or int(f[19]) == start)
     except (OSError, ValueError, IndexError):
         return False
 
 
 def proc_children(pid):
-    """Live children of pid (any thread), by scanning /proc/*/stat."""
+    """Live children of pid (any thread), by scanning /proc/*/stat, as Pids. None for a
+    Pid whose process is gone (its number may be another process's now)."""
+    if isinstance(pid, Pid) and not proc_alive(pid):
+        return []
     out = []
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
             f = _stat_fields(int(name))
+            if int(f[1]) == pid and f[0] not in (b"Z", b"X"):
+                out.append(Pid(int(name), int(f[19])))
         except (OSError, ValueError, IndexError):
             continue
-        if int(f[1]) == pid and f[0] not in (b"Z", b"X"):
-            out.append(int(name))
     return sorted(out)
 
 
@@ -241,6 +284,16 @@ def fd_count(pid):
 
 def pipe_count(pid):
     return sum(1 for t in _fd_targets(pid) if t.startswith("pipe:"))
+
+
+def proc_limit(pid, name="Max open files"):
+    """(soft, hard) of a limit in /proc/PID/limits, as ints (None for "unlimited")."""
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith(name):
+                v = line[len(name):].split()
+                return tuple(None if x == "unlimited" else int(x) for x in v[:2])
+    return None
 
 
 def rss_kb(pid):
@@ -325,7 +378,7 @@ class Portico:
     """
 
     def __init__(self, conf, vars=None, start=True, wait_ports=None, args=(), env=None,
-                 start_timeout=START_TIMEOUT, bin=None, pass_fds=()):
+                 start_timeout=START_TIMEOUT, bin=None, pass_fds=(), preexec_fn=None):
         self.bin = bin or portico_bin()
         self.tmp = tempfile.mkdtemp(prefix="portico-t-")
         os.chmod(self.tmp, 0o755)   # workers may run as another user
@@ -343,8 +396,10 @@ class Portico:
         self.args = list(args)
         self.env = env
         self.pass_fds = tuple(pass_fds)     # descriptors the master inherits
+        self.preexec_fn = preexec_fn        # runs in the child before exec (setrlimit...)
         self.start_timeout = start_timeout
         self._known_workers = set()
+        self._ready_workers = set()
         self.write_config(conf)
         self.wait_ports = wait_ports
         add_cleanup(self._cleanup)
@@ -416,8 +471,8 @@ class Portico:
         self.proc = subprocess.Popen([self.bin, "-c", self.conf_path] + self.args,
                                      stdin=subprocess.DEVNULL, stdout=self._stderr,
                                      stderr=self._stderr, cwd=self.tmp, env=self.env,
-                                     pass_fds=self.pass_fds)
-        self.pid = self.proc.pid
+                                     pass_fds=self.pass_fds, preexec_fn=self.preexec_fn)
+        self.pid = Pid.of(self.proc.pid)
         self.wait_ready()
         return self
 
@@ -458,11 +513,32 @@ class Portico:
         self._known_workers.update(w)
         return w
 
-    def wait_workers(self, n, timeout=10, exclude=()):
-        """Wait until the master has exactly n live children (none of them in exclude)."""
+    def worker_ready(self, pid):
+        """Has worker pid finished starting? It has once it waits in its epoll loop
+        (/proc/PID/wchan) or has logged "worker started": by then it has dropped root, set
+        its limits and opened what it keeps open, so its uid and descriptors are what a
+        test may compare. A worker just forked has not, and sampling it then is a race."""
+        if pid in self._ready_workers:
+            return True
+        try:
+            with open("/proc/%d/wchan" % pid) as f:
+                ready = f.read().strip() in ("do_epoll_wait", "ep_poll")
+        except OSError:
+            return False
+        if not ready:
+            ready = re.search(r"\[\w+\] %d(?:#[^:\n]*)?: worker started" % pid, self.error_log()) is not None
+        if ready:
+            self._ready_workers.add(pid)
+        return ready
+
+    def wait_workers(self, n, timeout=10, exclude=(), ready=True):
+        """Wait until the master has exactly n live children (none of them in exclude),
+        each of them started (worker_ready; ready=False: only forked)."""
         def check():
             w = self.worker_pids()
-            return w if len(w) == n and not set(w) & set(exclude) else None
+            if len(w) != n or set(w) & set(exclude):
+                return None
+            return w if not ready or all(self.worker_ready(x) for x in w) else None
         return wait_for(check, timeout, 0.05) or self.worker_pids()
 
     def signal(self, sig):
@@ -612,6 +688,34 @@ class Portico:
                 return None
             return re.search(regex, text, re.M)
         return wait_for(check, timeout, 0.05)
+
+    REPEATED = re.compile(r"last message repeated (\d+) times?: (.*)$")
+
+    def log_count(self, regex, start=0):
+        """How many times a message matching regex was logged since byte start: its lines,
+        plus N for each "last message repeated N times: <it>" (identical messages within
+        a second are counted, not written)."""
+        rx = re.compile(regex)
+        n = 0
+        try:
+            with open(self.error_log_path, "rb") as f:
+                f.seek(start)
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return 0
+        for line in text.splitlines():
+            m = self.REPEATED.search(line)
+            if m and rx.search(m.group(2)):
+                n += int(m.group(1))
+            elif not m and rx.search(line):
+                n += 1
+        return n
+
+    def wait_log_count(self, regex, n, timeout=5.0, start=0):
+        """Wait until log_count(regex) >= n (a summary comes up to a second after the
+        message); the count."""
+        return wait_for(lambda: self.log_count(regex, start) >= n and self.log_count(regex, start),
+                        timeout, 0.05) or self.log_count(regex, start)
 
     def access_log_lines(self, path=None):
         return [l for l in self._read(path or self.access_log_path).split("\n") if l]
