@@ -171,6 +171,7 @@ int pt_h1_parse_head(pt_h1_parser *p, const char *buf, size_t len, pt_h1_head *h
         h->version = 0;
         h->nheaders = 0;
         h->len = 0;
+        h->underscore = false;
         p->state = (p->kind == PT_H1_RESPONSE) ? S_VERSION : S_LEAD;
         break;
     }
@@ -350,8 +351,7 @@ int pt_h1_parse_head(pt_h1_parser *p, const char *buf, size_t len, pt_h1_head *h
             if (pt_h1_is(c, PT_H1_C_TCHAR)) {
                 if (h->nheaders >= max_headers)
                     fail(431, "too many header fields");
-                p->name_start = off;
-                off++;
+                p->name_start = off;   /* S_NAME looks at this byte again, for '_' */
                 p->state = S_NAME;
                 break;
             }
@@ -369,8 +369,12 @@ int pt_h1_parse_head(pt_h1_parser *p, const char *buf, size_t len, pt_h1_head *h
                                : "invalid character in header field name");
 
         case S_NAME:
-            while (off < end && pt_h1_is(b[off], PT_H1_C_TCHAR))
-                off++;
+            /* '_' is noted on the way (no second look at the names later): a name with
+             * one may read as another field to an origin that maps '-' to '_' (CGI). */
+            for (c = 0; off < end && pt_h1_is(b[off], PT_H1_C_TCHAR); off++)
+                c |= b[off] == '_';
+            if (c)
+                h->underscore = true;
             if (off == end)
                 goto more;
             c = b[off];

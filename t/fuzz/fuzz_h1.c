@@ -87,7 +87,8 @@ static void fz_same_head(const fz_head *a, const fz_head *b)
     fz_check(fz_same_str(a->h.method, b->h.method) && a->h.method_id == b->h.method_id
              && fz_same_str(a->h.target, b->h.target) && fz_same_str(a->h.reason, b->h.reason)
              && a->h.version == b->h.version && a->h.status == b->h.status
-             && a->h.len == b->h.len && a->h.nheaders == b->h.nheaders,
+             && a->h.len == b->h.len && a->h.nheaders == b->h.nheaders
+             && a->h.underscore == b->h.underscore,
              "split changed the start line or length");
     for (uint32_t i = 0; i < a->h.nheaders; i++)
         fz_check(fz_same_str(a->hs[i].name, b->hs[i].name)
@@ -149,6 +150,13 @@ static void fz_head_invariants(int kind, const pt_h1_limits *lim, const char *bu
             fz_check(fz_field_byte((unsigned char) h->reason.data[i]), "bad byte in reason");
     }
 
+    {
+        bool us = false;
+        for (uint32_t k = 0; k < h->nheaders; k++)
+            for (i = 0; i < h->headers[k].name.len; i++)
+                us = us || h->headers[k].name.data[i] == '_';
+        fz_check(h->underscore == us, "'_' in a field name not noted, or noted wrongly");
+    }
     for (uint32_t k = 0; k < h->nheaders; k++) {
         pt_str nm = h->headers[k].name, v = h->headers[k].value;
         fz_check(nm.len > 0 && fz_inside(nm, buf, h->len), "field name");
@@ -707,6 +715,55 @@ static void fz_path(const char *in, size_t n)
     free(out);
 }
 
+/* ---- the underscore policy ------------------------------------------------------------ */
+
+static bool fz_has_us(pt_str n)
+{
+    return memchr(n.data, '_', n.len) != NULL;
+}
+
+/* Each policy on a copy of the head: what goes is exactly what the policy names, what
+ * stays keeps its order, and framing analysis afterwards never sees a twin. */
+static void fz_underscores(const fz_head *r)
+{
+    static fz_head c;
+    static const unsigned policies[] = { PT_H1_US_DROP, PT_H1_US_PASS, PT_H1_US_REJECT };
+    pt_str   dropped[4];
+    uint32_t k, w, nus = 0;
+    int      rc;
+
+    for (k = 0; k < r->h.nheaders; k++)
+        nus += fz_has_us(r->hs[k].name);
+    for (size_t p = 0; p < 3; p++) {
+        c = *r;
+        c.h.headers = c.hs;
+        rc = pt_h1_underscore_fields(&c.h, policies[p], dropped, 4);
+        if (policies[p] == PT_H1_US_REJECT) {
+            fz_check(rc == (nus ? -1 : 0) && c.h.nheaders == r->h.nheaders,
+                     "reject policy: verdict or fields");
+            fz_check(rc == 0 || fz_has_us(dropped[0]), "reject policy: reported name");
+            continue;
+        }
+        fz_check(rc >= 0 && (uint32_t) rc + c.h.nheaders == r->h.nheaders,
+                 "underscore policy: count");
+        for (k = 0, w = 0; k < r->h.nheaders; k++) {
+            pt_str n = r->hs[k].name;
+            bool goes = fz_has_us(n) && (policies[p] == PT_H1_US_DROP || pt_h1_managed_twin(n));
+            if (goes)
+                continue;
+            fz_check(w < c.h.nheaders && fz_same_str(c.hs[w].name, n)
+                     && fz_same_str(c.hs[w].value, r->hs[k].value),
+                     "underscore policy: a kept field moved or changed");
+            w++;
+        }
+        fz_check(w == c.h.nheaders, "underscore policy: kept fields");
+        for (k = 0; k < c.h.nheaders; k++)
+            fz_check(!fz_has_us(c.hs[k].name)
+                     || (policies[p] == PT_H1_US_PASS && !pt_h1_managed_twin(c.hs[k].name)),
+                     "underscore policy: a field that should go stayed");
+    }
+}
+
 /* ---- the entry point ----------------------------------------------------------------- */
 
 static void fz_request(const char *buf, size_t n, const pt_h1_limits *lim)
@@ -719,6 +776,8 @@ static void fz_request(const char *buf, size_t n, const pt_h1_limits *lim)
     fz_head_all(PT_H1_REQUEST, lim, buf, n, &r);
     if (r.rc != PT_OK)
         return;
+    if (r.h.underscore)
+        fz_underscores(&r);
 
     if (pt_h1_analyze_request(&r.h, &ri, &st, &why) != PT_OK) {
         fz_check(why != NULL, "request rejected without a reason");

@@ -111,7 +111,7 @@ static bool same_result(const parse_result *a, const parse_result *b)
     if (!same_str(a->h.method, b->h.method) || a->h.method_id != b->h.method_id
         || !same_str(a->h.target, b->h.target) || !same_str(a->h.reason, b->h.reason)
         || a->h.version != b->h.version || a->h.status != b->h.status || a->h.len != b->h.len
-        || a->h.nheaders != b->h.nheaders)
+        || a->h.nheaders != b->h.nheaders || a->h.underscore != b->h.underscore)
     {
         return false;
     }
@@ -191,6 +191,13 @@ static void run_request(const rvec *v)
         goto done;
     }
     tap_is_int(r.h.len, v->head_len ? v->head_len : v->len, "%s: head length", v->name);
+    {
+        bool us = false;
+        for (uint32_t i = 0; i < r.h.nheaders; i++)
+            us = us || memchr(r.hs[i].name.data, '_', r.hs[i].name.len) != NULL;
+        tap_is_int(r.h.underscore, us, "%s: underscore noted exactly when a name has '_'",
+                   v->name);
+    }
 
     arc = pt_h1_analyze_request(&r.h, &ri, &st, &why);
     if (v->at == AT_ANALYZE) {
@@ -402,6 +409,13 @@ static void run_response(const svec *v)
         goto done;
     }
     tap_is_int(r.h.len, v->head_len ? v->head_len : v->len, "%s: head length", v->name);
+    {
+        bool us = false;
+        for (uint32_t i = 0; i < r.h.nheaders; i++)
+            us = us || memchr(r.hs[i].name.data, '_', r.hs[i].name.len) != NULL;
+        tap_is_int(r.h.underscore, us, "%s: underscore noted exactly when a name has '_'",
+                   v->name);
+    }
     tap_is_int(ri.status, v->status, "%s: status", v->name);
     tap_is_int(ri.version, v->version ? v->version : 11, "%s: version", v->name);
     tap_is_int(ri.body, v->body, "%s: body kind", v->name);
@@ -619,6 +633,154 @@ static void run_paths(void)
     }
 }
 
+/* ---- underscores in field names ------------------------------------------------------ */
+
+/* Names of h's fields joined with ',', into buf. */
+static const char *names_of(const pt_header *hs, uint32_t n, char *buf, size_t size)
+{
+    size_t len = 0;
+
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < n && len < size; i++)
+        len += (size_t) snprintf(buf + len, size - len, "%s%.*s", i ? "," : "",
+                                 (int) hs[i].name.len, hs[i].name.data);
+    return buf;
+}
+
+static const char *strs_of(const pt_str *s, unsigned n, char *buf, size_t size)
+{
+    size_t len = 0;
+
+    buf[0] = '\0';
+    for (unsigned i = 0; i < n && len < size; i++)
+        len += (size_t) snprintf(buf + len, size - len, "%s%.*s", i ? "," : "",
+                                 (int) s[i].len, s[i].data);
+    return buf;
+}
+
+static void run_underscores(void)
+{
+    static const char head[] =
+        "POST / HTTP/1.1\r\nHost: a\r\nX_Real_IP: 6.6.6.6\r\nX-Keep: 1\r\n"
+        "X_Forwarded_For: 6.6.6.6\r\nTransfer_Encoding: chunked\r\nContent_Length: 5\r\n"
+        "My_Field: v\r\n_x: 1\r\nx_: 2\r\nKeep_Alive: a\r\nProxy_Connection: b\r\n"
+        "X-Forwarded_Host: c\r\nx_forwarded_PROTO: d\r\nX_Forwarded_Port: 7\r\n"
+        "Content-Length: 0\r\n\r\n";
+    static const char all[] =
+        "X_Real_IP,X_Forwarded_For,Transfer_Encoding,Content_Length,My_Field,_x,x_,"
+        "Keep_Alive,Proxy_Connection,X-Forwarded_Host,x_forwarded_PROTO,X_Forwarded_Port";
+    static const char twins[] =
+        "X_Real_IP,X_Forwarded_For,Transfer_Encoding,Content_Length,Keep_Alive,"
+        "Proxy_Connection,X-Forwarded_Host,x_forwarded_PROTO";
+    static const struct {
+        unsigned    policy;
+        const char *name;
+        int         rc;
+        const char *kept, *dropped;
+    } cases[] = {
+        { PT_H1_US_DROP, "drop", 12, "Host,X-Keep,Content-Length", all },
+        { PT_H1_US_PASS, "pass", 8,
+          "Host,X-Keep,My_Field,_x,x_,X_Forwarded_Port,Content-Length", twins },
+        { PT_H1_US_REJECT, "reject", -1, NULL, "X_Real_IP" },
+    };
+    const size_t   n = sizeof(head) - 1;
+    parse_result   r;
+    pt_str         dropped[16];
+    pt_h1_req_info ri;
+    unsigned       st;
+    const char    *why;
+    char           b1[512], b2[512];
+
+    for (size_t i = 0; i < pt_nelems(cases); i++) {
+        parse_whole(PT_H1_REQUEST, &def_lim, MAXH, head, n, &r);
+        tap_ok(r.rc == PT_OK && r.h.underscore, "underscores: parsed, '_' noted");
+        uint32_t before = r.h.nheaders;
+        int rc = pt_h1_underscore_fields(&r.h, cases[i].policy, dropped, 16);
+        tap_is_int(rc, cases[i].rc, "underscores, %s: %d fields", cases[i].name, cases[i].rc);
+        tap_is_str(strs_of(dropped, rc < 0 ? 1 : (unsigned) rc, b1, sizeof(b1)),
+                   cases[i].dropped, "underscores, %s: the names reported", cases[i].name);
+        if (cases[i].kept == NULL) {
+            tap_is_int(r.h.nheaders, before, "underscores, %s: nothing removed", cases[i].name);
+            continue;
+        }
+        tap_is_str(names_of(r.hs, r.h.nheaders, b2, sizeof(b2)), cases[i].kept,
+                   "underscores, %s: what is left, in order", cases[i].name);
+        /* framing analysis sees the cleaned list: no chunked from Transfer_Encoding */
+        st = 0;
+        why = NULL;
+        tap_ok(pt_h1_analyze_request(&r.h, &ri, &st, &why) == PT_OK && !ri.chunked
+               && ri.content_length == 0, "underscores, %s: framing from Content-Length only",
+               cases[i].name);
+    }
+
+    /* cap below the count: the count is still the whole */
+    parse_whole(PT_H1_REQUEST, &def_lim, MAXH, head, n, &r);
+    tap_is_int(pt_h1_underscore_fields(&r.h, PT_H1_US_DROP, dropped, 2), 12,
+               "underscores: the count goes past cap");
+    tap_is_str(strs_of(dropped, 2, b1, sizeof(b1)), "X_Real_IP,X_Forwarded_For",
+               "underscores: cap names kept");
+    tap_is_int(r.h.nheaders, 3, "underscores: all of them removed anyway");
+
+    /* no '_': nothing noted, nothing removed */
+    {
+        static const char plain[] = "GET / HTTP/1.1\r\nHost: a\r\nX-A: _\r\nX-B: b_c\r\n\r\n";
+        parse_whole(PT_H1_REQUEST, &def_lim, MAXH, plain, sizeof(plain) - 1, &r);
+        tap_ok(r.rc == PT_OK && !r.h.underscore, "'_' in values only: not noted");
+        tap_is_int(pt_h1_underscore_fields(&r.h, PT_H1_US_REJECT, dropped, 16), 0,
+                   "'_' in values only: reject policy has nothing to refuse");
+        tap_is_int(pt_h1_underscore_fields(&r.h, PT_H1_US_DROP, dropped, 16), 0,
+                   "'_' in values only: drop policy removes nothing");
+        tap_is_int(r.h.nheaders, 3, "'_' in values only: all fields kept");
+    }
+    /* '_' as the first byte of a name, and in the last name, in any split */
+    {
+        static const char first[] = "GET / HTTP/1.1\r\nHost: a\r\n_: 1\r\n\r\n";
+        static const char last[] = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nZZZZZZZ_\r\n\r\n";
+        static const char lastok[] = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nZZZZZZZ_:\r\n\r\n";
+        parse_whole(PT_H1_REQUEST, &def_lim, MAXH, first, sizeof(first) - 1, &r);
+        tap_ok(r.rc == PT_OK && r.h.underscore, "name \"_\": noted");
+        check_splits("name \"_\"", PT_H1_REQUEST, &def_lim, MAXH, first, sizeof(first) - 1, &r);
+        parse_whole(PT_H1_REQUEST, &def_lim, MAXH, last, sizeof(last) - 1, &r);
+        tap_ok(r.rc == PT_ERROR && r.status == 400, "name with '_' and no colon: still 400");
+        parse_whole(PT_H1_REQUEST, &def_lim, MAXH, lastok, sizeof(lastok) - 1, &r);
+        tap_ok(r.rc == PT_OK && r.h.underscore, "'_' ending the last name: noted");
+        check_splits("'_' ending the last name", PT_H1_REQUEST, &def_lim, MAXH, lastok,
+                     sizeof(lastok) - 1, &r);
+    }
+    /* a response head notes it the same way (the policy is for requests only) */
+    {
+        static const char resp[] = "HTTP/1.1 200 OK\r\nX_Y: 1\r\nContent-Length: 0\r\n\r\n";
+        parse_whole(PT_H1_RESPONSE, &def_lim, MAXH, resp, sizeof(resp) - 1, &r);
+        tap_ok(r.rc == PT_OK && r.h.underscore, "response: '_' noted");
+    }
+
+    /* the managed names, one byte off either way */
+    {
+        static const struct { const char *name; bool twin; } t[] = {
+            { "X_Real_IP", true }, { "x_real_ip", true }, { "X-Real_IP", true },
+            { "X_Real_IPs", false }, { "X_Real_I", false }, { "X_Real_IQ", false },
+            { "Content_Length", true }, { "CONTENT_LENGTH", true }, { "Content_Lengt", false },
+            { "Transfer_Encoding", true }, { "Transfer__Encoding", false },
+            { "X_Forwarded_For", true }, { "X_Forwarded_Proto", true },
+            { "X_Forwarded_Host", true }, { "X_Forwarded_Port", false },
+            { "Keep_Alive", true }, { "Proxy_Connection", true }, { "Proxy_Authorization", false },
+            { "Host_", false }, { "_Host", false }, { "X_Forwarded_Fo_", false },
+            { "Content.Length", false }, { "", false },
+        };
+        size_t wrong = 0;
+        for (size_t i = 0; i < pt_nelems(t); i++) {
+            if (pt_h1_managed_twin((pt_str) { strlen(t[i].name), t[i].name }) != t[i].twin) {
+                tap_diag("  managed_twin(\"%s\") is not %d", t[i].name, t[i].twin);
+                wrong++;
+            }
+        }
+        tap_is_int(wrong, 0, "managed twins: exactly the managed names with '_' for '-'");
+    }
+    tap_ok(pt_h1_name_dash_eq(PT_STR("X_Env"), PT_STR("x-env")), "dash_eq: X_Env is x-env");
+    tap_ok(!pt_h1_name_dash_eq(PT_STR("X_Env"), PT_STR("x-envy")), "dash_eq: length");
+    tap_ok(!pt_h1_name_dash_eq(PT_STR("X-Env"), PT_STR("x.env")), "dash_eq: '.' is not '-'");
+}
+
 /* ---- small helpers ------------------------------------------------------------------ */
 
 static void run_helpers(void)
@@ -696,6 +858,7 @@ int main(void)
         run_chunked(&chunks[i]);
     run_chunked_generated();
     run_paths();
+    run_underscores();
     run_helpers();
     return tap_done();
 }
