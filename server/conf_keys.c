@@ -8,6 +8,7 @@
 #include <pcre2.h>
 
 #include "portico/conf.h"
+#include "portico/h1.h"
 #include "portico/log.h"
 #include "portico/module.h"
 #include "portico/pool.h"
@@ -27,6 +28,7 @@ void pt_conf_defaults(pt_conf *conf)
     conf->group = NULL;
     conf->pid_file = PT_RUNSTATEDIR "/portico.pid";
     conf->server_tokens = true;
+    conf->underscores_in_headers = PT_H1_US_DROP;
     conf->error_log_path = "-";
     conf->error_log_level = PT_LOG_INFO;
     conf->limits = (pt_limits) {
@@ -107,6 +109,9 @@ static int set_limits(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k
                              lim->max_target_size, lim->max_header_size);
     return PT_OK;
 }
+
+/* In PT_H1_US_* order. */
+static const char *const underscore_policies[] = { "drop", "pass", "reject", NULL };
 
 /* ---- listeners ---- */
 
@@ -455,6 +460,8 @@ const pt_conf_key pt_conf_main_keys[] = {
     { "pid_file", PT_SCOPE_MAIN, pt_conf_set_str, offsetof(pt_conf, pid_file), 1, 4095, NULL },
     { "server_tokens", PT_SCOPE_MAIN, pt_conf_set_bool, offsetof(pt_conf, server_tokens),
       0, 0, NULL },
+    { "underscores_in_headers", PT_SCOPE_MAIN, pt_conf_set_enum,
+      offsetof(pt_conf, underscores_in_headers), 0, 0, underscore_policies },
     { "error_log", PT_SCOPE_MAIN, pt_conf_set_group, 0, 0, 0, error_log_keys },
     { "limits", PT_SCOPE_MAIN, set_limits, offsetof(pt_conf, limits), 0, 0, NULL },
     { "listeners", PT_SCOPE_MAIN, set_listeners, 0, 0, 0, NULL },

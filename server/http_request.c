@@ -162,6 +162,44 @@ static void lower_host(pt_request *r)
     r->host = (pt_str) { n, d };
 }
 
+/* Fields with '_' in their name go (or the request is refused) before anything reads the
+ * head: framing analysis, routing, the modules and the proxy's copy all see one list. */
+static int underscore_fields(pt_request *r)
+{
+    pt_conn *c = r->conn;
+    pt_str   names[8];
+    char     list[600];
+    size_t   len = 0;
+    int      n, w;
+
+    n = pt_h1_underscore_fields(&r->head, (unsigned) pt_wconf->underscores_in_headers, names,
+                                pt_nelems(names));
+    if (n < 0) {
+        /* names are tokens: nothing in them needs escaping in a log line */
+        int nl = (int) pt_min(names[0].len, 64);
+        char *why = pt_palloc(r->pool, (size_t) nl + 48);
+        if (why)
+            snprintf(why, (size_t) nl + 48, "header field name with '_': %.*s%s", nl,
+                     names[0].data, names[0].len > 64 ? "..." : "");
+        pt_http_refuse(c, r, 400, why ? why : "header field name with '_'");
+        return PT_ERROR;
+    }
+    if (n == 0 || !pt_log_enabled(PT_LOG_INFO))
+        return PT_OK;
+    for (int i = 0; i < n && i < (int) pt_nelems(names); i++) {
+        w = snprintf(list + len, sizeof(list) - len, "%s%.*s", i ? ", " : "",
+                     (int) pt_min(names[i].len, 64), names[i].data);
+        if (w < 0 || (size_t) w >= sizeof(list) - len)
+            break;
+        len += (size_t) w;
+    }
+    pt_log(PT_LOG_INFO, "dropped %d request header field%s with '_' in the name from %s: %s%s%s",
+           n, n == 1 ? "" : "s", c->peer_ip, list, n > (int) pt_nelems(names) ? ", ..." : "",
+           pt_wconf->underscores_in_headers == PT_H1_US_PASS
+               ? " (read with '-', a field portico manages)" : "");
+    return PT_OK;
+}
+
 static void process_request(pt_request *r)
 {
     pt_conn *c = r->conn;
@@ -174,6 +212,8 @@ static void process_request(pt_request *r)
     if (pt_stats_mine)
         pt_stats_mine->requests++;
 
+    if (r->head.underscore && underscore_fields(r) != PT_OK)
+        return;
     if (pt_h1_analyze_request(&r->head, &r->info, &status, &why) != PT_OK) {
         pt_http_refuse(c, r, status, why);
         return;

@@ -116,6 +116,7 @@ struct pt_conf {
     const char       *group;
     const char       *pid_file;
     bool              server_tokens;
+    int               underscores_in_headers;   /* PT_H1_US_* */
     const char       *error_log_path;   /* "-" = stderr */
     int               error_log_level;  /* PT_LOG_* */
     pt_limits         limits;
