@@ -236,8 +236,9 @@ static bool valid_ipv6(const char *s, size_t n)
 }
 
 /* authority = uri-host [ ":" port ] as allowed in Host and absolute-form (RFC 9110 §7.2).
- * Stricter than RFC 3986: the host may not be empty, a ":" needs a port, ',' is refused
- * (it is how a list of two Hosts gets folded into one field). */
+ * Stricter than RFC 3986: the host may not be empty, a ":" needs a port, and a reg-name is
+ * a host name (letters, digits, '-', '.', '_'): no ',' (how two Hosts get folded into
+ * one field), no '%', no sub-delims. */
 static bool parse_authority(pt_str a, pt_str *host)
 {
     const char *s = a.data;
@@ -254,19 +255,14 @@ static bool parse_authority(pt_str a, pt_str *host)
             return false;
         i++;
     } else {
-        while (i < n) {
-            if (pt_h1_is(s[i], PT_H1_C_REGNAME)) {
-                i++;
-            } else if (s[i] == '%') {
-                if (n - i < 3 || !pt_h1_is(s[i + 1], PT_H1_C_HEX)
-                    || !pt_h1_is(s[i + 2], PT_H1_C_HEX))
-                {
-                    return false;
-                }
-                i += 3;
-            } else {
-                break;
-            }
+        /* A DNS name or an IPv4 address. RFC 3986's reg-name also has percent-encoding
+         * and sub-delims, but no route and no DNS name can have them, while an origin may
+         * decode "internal%2eexample" into the name a host route did not see. Empty labels
+         * go too ("a..b", ".a"); one trailing dot (the root) is the same name without. */
+        while (i < n && pt_h1_is(s[i], PT_H1_C_HOST)) {
+            if (s[i] == '.' && (i == 0 || s[i - 1] == '.'))
+                return false;
+            i++;
         }
         if (i == 0)
             return false;

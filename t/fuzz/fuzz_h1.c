@@ -788,6 +788,14 @@ static void fz_request(const char *buf, size_t n, const pt_h1_limits *lim)
     fz_check(!ri.chunked || ri.version == 11, "chunked HTTP/1.0 request");
     fz_check(ri.version == 10 || ri.authority.len > 0, "HTTP/1.1 without authority");
     fz_check(ri.host.len <= ri.authority.len, "host longer than authority");
+    if (ri.host.len && ri.host.data[0] != '[') {
+        for (size_t i = 0; i < ri.host.len; i++) {
+            unsigned char c = (unsigned char) ri.host.data[i];
+            fz_check((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+                     || c == '-' || c == '.' || c == '_', "host name byte");
+            fz_check(c != '.' || (i > 0 && ri.host.data[i - 1] != '.'), "empty host label");
+        }
+    }
     fz_check(ri.path.len > 0, "empty path");
     fz_check(ri.method != PT_M_CONNECT, "CONNECT accepted");
     if (ri.asterisk_form) {

@@ -304,6 +304,34 @@ static void run_bytes(void)
     }
 }
 
+/* ---- every byte value inside a Host name ------------------------------------------------ */
+
+static void run_host_bytes(void)
+{
+    parse_result   r;
+    pt_h1_req_info ri;
+    unsigned       st, c;
+    const char    *why;
+    char           buf[64];
+    size_t         n, bad = 0;
+    bool           want, got;
+
+    for (c = 0; c < 256; c++) {
+        n = (size_t) sprintf(buf, "GET / HTTP/1.1\r\nHost: ab");
+        buf[n++] = (char) c;
+        n += (size_t) sprintf(buf + n, "cd\r\n\r\n");
+        parse_whole(PT_H1_REQUEST, &def_lim, MAXH, buf, n, &r);
+        got = r.rc == PT_OK && pt_h1_analyze_request(&r.h, &ri, &st, &why) == PT_OK;
+        want = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+               || c == '-' || c == '.' || c == '_';
+        if (got != want) {
+            tap_diag("  Host byte 0x%02x: %s", c, got ? "accepted" : "refused");
+            bad++;
+        }
+    }
+    tap_is_int(bad, 0, "Host: exactly letters, digits, '-', '.', '_' inside a name");
+}
+
 /* ---- generated requests: long but allowed, and just over the limits ------------------ */
 
 static void run_generated(void)
@@ -851,6 +879,7 @@ int main(void)
     for (i = 0; i < pt_nelems(reqs); i++)
         run_request(&reqs[i]);
     run_bytes();
+    run_host_bytes();
     run_generated();
     for (i = 0; i < pt_nelems(resps); i++)
         run_response(&resps[i]);
