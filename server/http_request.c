@@ -223,11 +223,17 @@ static void process_request(pt_request *r)
     if (r->info.asterisk_form) {
         r->path = PT_STR("*");
     } else {
+        /* the one routing form of the path: routes and access rules match on r->path */
         char *np = pt_palloc(r->pool, r->info.path.len + 1);
         size_t nlen = 0;
-        if (np == NULL
-            || pt_h1_normalize_path(r->info.path.data, r->info.path.len, np, &nlen) != PT_OK) {
-            pt_http_refuse(c, r, 400, "invalid request path");
+        if (np == NULL) {
+            pt_log(PT_LOG_ALERT, "out of memory for a request path");
+            pt_http_refuse(c, r, 500, "out of memory");
+            return;
+        }
+        if (pt_h1_normalize_path(r->info.path.data, r->info.path.len, np, &nlen, &why)
+            != PT_OK) {
+            pt_http_refuse(c, r, 400, why);
             return;
         }
         r->path = (pt_str) { nlen, np };

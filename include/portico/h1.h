@@ -59,10 +59,13 @@ bool pt_h1_managed_twin(pt_str name);
 /* The same field name once '_' is read as '-' (case-insensitive)? */
 bool pt_h1_name_dash_eq(pt_str a, pt_str b);
 
-/* Normalises a path for routing: decodes %XX, merges "//", resolves "." and "..".
- * out has room for len bytes. PT_ERROR on a bad escape, an encoded NUL, or ".."
- * above the root. The original target is what gets forwarded. */
-int pt_h1_normalize_path(const char *in, size_t len, char *out, size_t *out_len);
+/* The routing form of a request path (the policy is in server/h1_path.c and the README):
+ * decodes %XX once, removes ;params, merges "//", resolves "." and "..", and refuses what
+ * origins would read differently (%00, '\\', invalid or overlong UTF-8, double encoding,
+ * disguised dot-segments, ".." with an encoded slash, ".." above the root). out has room
+ * for len bytes. PT_ERROR with *why (static text) for a 400. */
+int pt_h1_normalize_path(const char *in, size_t len, char *out, size_t *out_len,
+                         const char **why);
 
 pt_method pt_h1_method_id(pt_str m);
 const char *pt_h1_status_text(unsigned status);   /* "Not Found"; "" if unknown */

@@ -102,7 +102,8 @@ struct pt_request {
     pt_pool         *pool;
     pt_h1_head       head;
     pt_h1_req_info   info;
-    pt_str           path;          /* normalised, for routing */
+    pt_str           path;          /* normalised (pt_h1_normalize_path), the one form
+                                     * routes and access rules match; never forwarded */
     pt_str           host;          /* lower-case, for routing and logs; may be empty (1.0) */
     const pt_route  *route;
     void           **ctx;           /* per module, by index */

@@ -692,25 +692,78 @@ static void fz_chunked_all(const char *buf, size_t n)
 
 /* ---- paths --------------------------------------------------------------------------- */
 
+/* Naive UTF-8 check by code point (a second opinion on the normaliser's byte ranges). */
+static bool fz_utf8(const unsigned char *s, size_t n)
+{
+    size_t i = 0, k, more;
+    unsigned long cp, min;
+
+    while (i < n) {
+        unsigned char c = s[i++];
+        if (c < 0x80)
+            continue;
+        if ((c & 0xe0) == 0xc0) {
+            more = 1;
+            cp = c & 0x1f;
+            min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            more = 2;
+            cp = c & 0x0f;
+            min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            more = 3;
+            cp = c & 0x07;
+            min = 0x10000;
+        } else {
+            return false;
+        }
+        for (k = 0; k < more; k++, i++) {
+            if (i >= n || (s[i] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+    }
+    return true;
+}
+
 static void fz_path(const char *in, size_t n)
 {
-    char  *out = malloc(n ? n : 1);
-    size_t len = 0, i;
+    char       *out = malloc(n ? n : 1), *again;
+    size_t      len = 0, len2 = 0, i;
+    const char *why = NULL;
 
-    if (pt_h1_normalize_path(in, n, out, &len) == PT_OK) {
-        fz_check(len >= 1 && len <= n && out[0] == '/', "normalised path shape");
-        fz_check(memchr(out, '\0', len) == NULL, "NUL in normalised path");
-        for (i = 0; i + 1 < len; i++)
-            fz_check(!(out[i] == '/' && out[i + 1] == '/'), "// in normalised path");
-        for (i = 0; i < len; i++) {
-            size_t rest = len - i;
-            if (out[i] != '/')
-                continue;
-            fz_check(!(rest >= 2 && out[i + 1] == '.' && (rest == 2 || out[i + 2] == '/')),
-                     "'.' segment in normalised path");
-            fz_check(!(rest >= 3 && out[i + 1] == '.' && out[i + 2] == '.'
-                       && (rest == 3 || out[i + 3] == '/')), "'..' segment in normalised path");
-        }
+    if (pt_h1_normalize_path(in, n, out, &len, &why) != PT_OK) {
+        fz_check(why != NULL, "path refused without a reason");
+        free(out);
+        return;
+    }
+    fz_check(len >= 1 && len <= n && out[0] == '/', "normalised path shape");
+    fz_check(memchr(out, '\0', len) == NULL, "NUL in normalised path");
+    fz_check(memchr(out, '\\', len) == NULL, "backslash in normalised path");
+    fz_check(fz_utf8((const unsigned char *) out, len), "normalised path not UTF-8");
+    for (i = 0; i + 1 < len; i++)
+        fz_check(!(out[i] == '/' && out[i + 1] == '/'), "// in normalised path");
+    for (i = 0; i + 2 < len; i++)
+        fz_check(!(out[i] == '%' && fz_hex((unsigned char) out[i + 1])
+                   && fz_hex((unsigned char) out[i + 2])), "an escape left after decoding");
+    for (i = 0; i < len; i++) {
+        size_t rest = len - i;
+        if (out[i] != '/')
+            continue;
+        fz_check(!(rest >= 2 && out[i + 1] == '.' && (rest == 2 || out[i + 2] == '/')),
+                 "'.' segment in normalised path");
+        fz_check(!(rest >= 3 && out[i + 1] == '.' && out[i + 2] == '.'
+                   && (rest == 3 || out[i + 3] == '/')), "'..' segment in normalised path");
+    }
+    /* Without '%' and ';' (which mean something else in a raw path) the result is its
+     * own normal form. */
+    if (memchr(out, '%', len) == NULL && memchr(out, ';', len) == NULL) {
+        again = malloc(len);
+        fz_check(pt_h1_normalize_path(out, len, again, &len2, &why) == PT_OK && len2 == len
+                 && memcmp(again, out, len) == 0, "normalising twice changes the path");
+        free(again);
     }
     free(out);
 }
