@@ -76,8 +76,9 @@ typedef struct pt_route {
     pt_str             host;           /* lower-case; for "*.example.com": ".example.com" */
     bool               host_wildcard;
     bool               has_host;
-    pt_str             path_prefix;    /* empty: any */
+    pt_str             path_prefix;    /* empty: any; lower-case with path_ignore_case */
     void              *path_regex;     /* pcre2_code *, NULL: none */
+    bool               path_ignore_case; /* prefix and regex ignore ASCII case */
     void              *match_data;     /* pcre2_match_data * for path_regex */
     int                listener;       /* listener index, -1: any */
     uint32_t           methods;        /* bit (1 << pt_method) per known method; 0: any */
