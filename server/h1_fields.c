@@ -59,6 +59,7 @@ int pt_h1_underscore_fields(pt_h1_head *h, unsigned policy, pt_str *dropped, uns
     pt_header *hs = h->headers;
     uint32_t   i, w = 0;
     int        n = 0;
+    bool       left = false;
 
     for (i = 0; i < h->nheaders; i++) {
         pt_str name = hs[i].name;
@@ -71,6 +72,7 @@ int pt_h1_underscore_fields(pt_h1_head *h, unsigned policy, pt_str *dropped, uns
                 return -1;
             }
             out = policy == PT_H1_US_DROP || pt_h1_managed_twin(name);
+            left = left || !out;
         }
         if (out) {
             if ((unsigned) n < cap)
@@ -81,5 +83,6 @@ int pt_h1_underscore_fields(pt_h1_head *h, unsigned policy, pt_str *dropped, uns
         hs[w++] = hs[i];
     }
     h->nheaders = w;
+    h->underscore = left;   /* later readers (the proxy) skip their check when none is left */
     return n;
 }

@@ -49,8 +49,9 @@ bool pt_h1_connection_lists(const pt_header *hs, uint32_t n, pt_str name);
 
 /* Applies policy to a complete request head (needed only when h->underscore). Removes the
  * fields the policy drops, keeping the others in order, and returns how many went; the
- * names of the first cap of them go to dropped. REJECT removes nothing: -1 when some name
- * has a '_' (the first in dropped[0]), else 0. */
+ * names of the first cap of them go to dropped; h->underscore then says whether a name
+ * with '_' is left. REJECT removes nothing: -1 when some name has a '_' (the first in
+ * dropped[0]), else 0. */
 int pt_h1_underscore_fields(pt_h1_head *h, unsigned policy, pt_str *dropped, unsigned cap);
 /* Does name, with '_' read as '-', name a request field portico manages (Content-Length,
  * Transfer-Encoding, Keep-Alive, Proxy-Connection, X-Forwarded-For/-Proto/-Host,

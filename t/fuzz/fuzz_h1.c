@@ -810,6 +810,10 @@ static void fz_underscores(const fz_head *r)
             w++;
         }
         fz_check(w == c.h.nheaders, "underscore policy: kept fields");
+        bool left = false;
+        for (k = 0; k < c.h.nheaders; k++)
+            left = left || fz_has_us(c.hs[k].name);
+        fz_check(c.h.underscore == left, "underscore policy: flag after the policy");
         for (k = 0; k < c.h.nheaders; k++)
             fz_check(!fz_has_us(c.hs[k].name)
                      || (policies[p] == PT_H1_US_PASS && !pt_h1_managed_twin(c.hs[k].name)),

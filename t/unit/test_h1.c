@@ -879,6 +879,8 @@ static void run_underscores(void)
         }
         tap_is_str(names_of(r.hs, r.h.nheaders, b2, sizeof(b2)), cases[i].kept,
                    "underscores, %s: what is left, in order", cases[i].name);
+        tap_is_int(r.h.underscore, cases[i].policy == PT_H1_US_PASS,
+                   "underscores, %s: '_' left in a name or not", cases[i].name);
         /* framing analysis sees the cleaned list: no chunked from Transfer_Encoding */
         st = 0;
         why = NULL;
