@@ -83,6 +83,6 @@ int pt_h1_underscore_fields(pt_h1_head *h, unsigned policy, pt_str *dropped, uns
         hs[w++] = hs[i];
     }
     h->nheaders = w;
-    h->underscore = left;   /* later readers (the proxy) skip their check when none is left */
+    h->underscore = left;   /* later readers (the proxy) skip their check if none is */
     return n;
 }

@@ -72,7 +72,8 @@ static const char *decoded_byte(decoded_t *d, unsigned char c)
 
     if (d->pct && pt_h1_is(c, PT_H1_C_HEX)) {
         if (d->pct == 2)
-            return "percent-encoded '%' before two hex digits (double encoding) in the path";
+            return "percent-encoded '%' before two hex digits (double encoding) "
+                   "in the path";
         d->pct = 2;
     } else {
         d->pct = c == '%';
@@ -132,7 +133,8 @@ int pt_h1_normalize_path(const char *in, size_t len, char *out, size_t *out_len,
             if (c == '\0')
                 fail(raw ? "NUL in the path" : "percent-encoded NUL in the path");
             if (c == '\\')
-                fail(raw ? "backslash in the path" : "percent-encoded backslash in the path");
+                fail(raw ? "backslash in the path"
+                         : "percent-encoded backslash in the path");
             if ((e = decoded_byte(&d, c)) != NULL)
                 fail(e);
             if (c == '/') {                 /* %2f */
@@ -151,7 +153,9 @@ int pt_h1_normalize_path(const char *in, size_t len, char *out, size_t *out_len,
         }
 
         seg = w - s;
-        if ((seg == 1 && out[s] == '.') || (seg == 2 && out[s] == '.' && out[s + 1] == '.')) {
+        if ((seg == 1 && out[s] == '.')
+            || (seg == 2 && out[s] == '.' && out[s + 1] == '.'))
+        {
             if (escaped || params)
                 fail("a '.' or '..' segment written with percent-encoding or a ;parameter");
             if (seg == 1) {

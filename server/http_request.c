@@ -172,8 +172,8 @@ static int underscore_fields(pt_request *r)
     size_t   len = 0;
     int      n, w;
 
-    n = pt_h1_underscore_fields(&r->head, (unsigned) pt_wconf->underscores_in_headers, names,
-                                pt_nelems(names));
+    n = pt_h1_underscore_fields(&r->head, (unsigned) pt_wconf->underscores_in_headers,
+                                names, pt_nelems(names));
     if (n < 0) {
         /* names are tokens: nothing in them needs escaping in a log line */
         int nl = (int) pt_min(names[0].len, 64);
@@ -193,8 +193,9 @@ static int underscore_fields(pt_request *r)
             break;
         len += (size_t) w;
     }
-    pt_log(PT_LOG_INFO, "dropped %d request header field%s with '_' in the name from %s: %s%s%s",
-           n, n == 1 ? "" : "s", c->peer_ip, list, n > (int) pt_nelems(names) ? ", ..." : "",
+    pt_log(PT_LOG_INFO,
+           "dropped %d request header field%s with '_' in the name from %s: %s%s%s", n,
+           n == 1 ? "" : "s", c->peer_ip, list, n > (int) pt_nelems(names) ? ", ..." : "",
            pt_wconf->underscores_in_headers == PT_H1_US_PASS
                ? " (read with '-', a field portico manages)" : "");
     return PT_OK;
