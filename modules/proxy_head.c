@@ -55,6 +55,16 @@ static bool in_header_list(const pt_header_list *l, pt_str n)
     return header_list_find(l, n) != NULL;
 }
 
+/* With underscores_in_headers = "pass", a client's X_Env next to the X-Env this route sets
+ * would reach a CGI-style origin as the same variable: such twins go like the field. */
+static bool twin_in_header_list(const pt_header_list *l, pt_str n)
+{
+    for (unsigned i = 0; i < l->n; i++)
+        if (pt_h1_name_dash_eq(l->h[i].name, n))
+            return true;
+    return false;
+}
+
 #define PUT(p, s, n) do { memcpy((p), (s), (n)); (p) += (n); } while (0)
 #define PUTS(p, lit) PUT(p, lit, sizeof(lit) - 1)
 #define PUTSTR(p, st) PUT(p, (st).data, (st).len)
@@ -112,6 +122,12 @@ int proxy_build_request(proxy_ctx *px)
         pt_str nm = hs[i].name;
         if (request_field_dropped(nm) || in_header_list(&rc->set_request, nm))
             continue;
+        if (r->head.underscore && twin_in_header_list(&rc->set_request, nm)) {
+            pt_log(PT_LOG_INFO, "dropped request header field %.*s from %s: read with '-', "
+                   "a field this route sets", (int) pt_min(nm.len, 64), nm.data,
+                   r->conn->peer_ip);
+            continue;
+        }
         if (!protected_field(nm) && pt_h1_connection_lists(hs, nh, nm))
             continue;                   /* hop-by-hop by the client's say-so */
         out[n++] = hs[i];

@@ -9,6 +9,7 @@
 
 #include "portico/cidr.h"
 #include "portico/conf.h"
+#include "portico/h1.h"
 #include "portico/log.h"
 #include "portico/module.h"
 #include "portico/pool.h"
@@ -29,6 +30,7 @@ void pt_conf_defaults(pt_conf *conf)
     conf->group = NULL;
     conf->pid_file = PT_RUNSTATEDIR "/portico.pid";
     conf->server_tokens = PT_SERVER_TOKENS_VERSION;
+    conf->underscores_in_headers = PT_H1_US_DROP;
     conf->error_log_path = "-";
     conf->error_log_level = PT_LOG_INFO;
     conf->limits = (pt_limits) {
@@ -134,6 +136,9 @@ static int set_limits(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k
                              lim->max_target_size, lim->max_header_size);
     return PT_OK;
 }
+
+/* In PT_H1_US_* order. */
+static const char *const underscore_policies[] = { "drop", "pass", "reject", NULL };
 
 /* ---- listeners ---- */
 
@@ -305,15 +310,29 @@ static int set_host(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, 
     return PT_OK;
 }
 
+/* Routes match the normalised path (server/h1_path.c), so a prefix that is not in that
+ * form ("/a//b", "/a/./b", "/%41", "/a;x", "/x\y") could never match: say so at load. */
 static int set_path_prefix(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,
                            void *base)
 {
     pt_route *rt = base;
+    const char *why = NULL;
+    size_t nlen = 0;
 
     if (pt_conf_set_pstr(cx, s, k, base) != PT_OK)
         return PT_ERROR;
-    if (rt->path_prefix.data[0] != '/')
-        return pt_conf_error(cx, s, "\"%s\": must start with '/'", rt->path_prefix.data);
+    pt_str p = rt->path_prefix;
+    if (p.data[0] != '/')
+        return pt_conf_error(cx, s, "\"%s\": must start with '/'", p.data);
+    char *n = pt_conf_alloc(cx, p.len + 1);
+    if (n == NULL)
+        return PT_ERROR;
+    if (pt_h1_normalize_path(p.data, p.len, n, &nlen, &why) != PT_OK)
+        return pt_conf_error(cx, s, "\"%s\": %s (requests with it are refused with 400)",
+                             p.data, why);
+    if (nlen != p.len || memcmp(n, p.data, nlen) != 0)
+        return pt_conf_error(cx, s, "\"%s\" can never match: routes see the normalised "
+                             "path (\"%.*s\")", p.data, (int) nlen, n);
     return PT_OK;
 }
 
@@ -327,18 +346,24 @@ static void match_data_cleanup(void *md)
     pcre2_match_data_free(md);
 }
 
+/* Only checked here: the pattern is compiled once the whole route is read, when its
+ * path_ignore_case is known (route_paths). */
 static int set_path_regex(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,
                           void *base)
 {
-    pt_route *rt = base;
-    int errcode;
-    PCRE2_SIZE erroff;
-
     if (config_setting_type(s) != CONFIG_TYPE_STRING)
         return pt_conf_type_error(cx, s, "a string");
+    return PT_OK;
+}
+
+static int compile_path_regex(pt_conf_ctx *cx, config_setting_t *s, pt_route *rt,
+                              uint32_t options)
+{
+    int errcode;
+    PCRE2_SIZE erroff;
     const char *v = config_setting_get_string(s);
-    pcre2_code *re = pcre2_compile((PCRE2_SPTR) v, PCRE2_ZERO_TERMINATED, 0, &errcode, &erroff,
-                                   NULL);
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR) v, PCRE2_ZERO_TERMINATED, options, &errcode,
+                                   &erroff, NULL);
     if (re == NULL) {
         PCRE2_UCHAR msg[256];
         if (pcre2_get_error_message(errcode, msg, sizeof(msg)) < 0)
@@ -358,6 +383,28 @@ static int set_path_regex(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_ke
     }
     rt->path_regex = re;
     rt->match_data = md;
+    return PT_OK;
+}
+
+/* After a route's keys: path_ignore_case applied to the prefix and the regex. */
+static int route_paths(pt_conf_ctx *cx, config_setting_t *e, pt_route *rt)
+{
+    config_setting_t *re = config_setting_get_member(e, "path_regex");
+
+    if (rt->path_ignore_case) {
+        if (rt->path_prefix.len == 0 && re == NULL)
+            return pt_conf_error(cx, config_setting_get_member(e, "path_ignore_case"),
+                                 "there is no path_prefix or path_regex to apply it to");
+        char *lc = pt_conf_alloc(cx, rt->path_prefix.len + 1);
+        if (lc == NULL)
+            return PT_ERROR;
+        for (size_t i = 0; i < rt->path_prefix.len; i++)
+            lc[i] = (char) pt_tolower(rt->path_prefix.data[i]);
+        lc[rt->path_prefix.len] = '\0';
+        rt->path_prefix.data = lc;
+    }
+    if (re)
+        return compile_path_regex(cx, re, rt, rt->path_ignore_case ? PCRE2_CASELESS : 0);
     return PT_OK;
 }
 
@@ -435,6 +482,8 @@ const pt_conf_key pt_conf_route_keys[] = {
     { "host", 0, set_host, 0, 0, 0, NULL },
     { "path_prefix", 0, set_path_prefix, offsetof(pt_route, path_prefix), 1, 0, NULL },
     { "path_regex", 0, set_path_regex, 0, 0, 0, NULL },
+    { "path_ignore_case", 0, pt_conf_set_bool, offsetof(pt_route, path_ignore_case), 0, 0,
+      NULL },
     { "listener", 0, set_route_listener, 0, 0, 0, NULL },
     { "methods", 0, set_methods, 0, 0, 0, NULL },
     { NULL, 0, NULL, 0, 0, 0, NULL }
@@ -468,7 +517,8 @@ int pt_conf_set_routes(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *
         rt->mod_conf = pt_conf_mod_confs(cx, PT_SCOPE_ROUTE, rt, NULL);
         if (rt->mod_conf == NULL
             || pt_conf_parse_scope(cx, e, pt_conf_route_keys, rt, PT_SCOPE_ROUTE, rt->mod_conf)
-                   != PT_OK)
+                   != PT_OK
+            || route_paths(cx, e, rt) != PT_OK)
             return PT_ERROR;
         conf->nroutes = i + 1;
     }
@@ -486,6 +536,8 @@ const pt_conf_key pt_conf_main_keys[] = {
     { "server_tokens", PT_SCOPE_MAIN, set_server_tokens, 0, 0, 0, NULL },
     { "worker_rlimit_nofile", PT_SCOPE_MAIN, pt_conf_set_uint32,
       offsetof(pt_conf, worker_rlimit_nofile), 64, INT32_MAX, NULL },
+    { "underscores_in_headers", PT_SCOPE_MAIN, pt_conf_set_enum,
+      offsetof(pt_conf, underscores_in_headers), 0, 0, underscore_policies },
     { "error_log", PT_SCOPE_MAIN, pt_conf_set_group, 0, 0, 0, error_log_keys },
     { "limits", PT_SCOPE_MAIN, set_limits, offsetof(pt_conf, limits), 0, 0, NULL },
     { "listeners", PT_SCOPE_MAIN, set_listeners, 0, 0, 0, NULL },

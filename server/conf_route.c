@@ -135,11 +135,24 @@ int pt_route_table_build(pt_conf_ctx *cx)
     return PT_OK;
 }
 
+/* prefix is lower-case (path_ignore_case): ASCII letters of the path in any case. */
+static bool has_prefix_ci(pt_str s, pt_str prefix)
+{
+    if (s.len < prefix.len)
+        return false;
+    for (size_t i = 0; i < prefix.len; i++)
+        if (pt_tolower(s.data[i]) != (unsigned char) prefix.data[i])
+            return false;
+    return true;
+}
+
 static bool route_matches(const pt_route *rt, const route_req *rq)
 {
     if (rt->listener >= 0 && (unsigned) rt->listener != rq->listener)
         return false;
-    if (rt->path_prefix.len && !pt_str_has_prefix(rq->path, rt->path_prefix))
+    if (rt->path_prefix.len
+        && !(rt->path_ignore_case ? has_prefix_ci(rq->path, rt->path_prefix)
+                                  : pt_str_has_prefix(rq->path, rt->path_prefix)))
         return false;
     if (rt->methods || rt->nmethod_names) {
         if (rq->method != PT_M_OTHER) {

@@ -236,8 +236,9 @@ static bool valid_ipv6(const char *s, size_t n)
 }
 
 /* authority = uri-host [ ":" port ] as allowed in Host and absolute-form (RFC 9110 §7.2).
- * Stricter than RFC 3986: the host may not be empty, a ":" needs a port, ',' is refused
- * (it is how a list of two Hosts gets folded into one field). */
+ * Stricter than RFC 3986: the host may not be empty, a ":" needs a port, and a reg-name is
+ * a host name (letters, digits, '-', '.', '_'): no ',' (how two Hosts get folded into
+ * one field), no '%', no sub-delims. */
 static bool parse_authority(pt_str a, pt_str *host)
 {
     const char *s = a.data;
@@ -254,19 +255,14 @@ static bool parse_authority(pt_str a, pt_str *host)
             return false;
         i++;
     } else {
-        while (i < n) {
-            if (pt_h1_is(s[i], PT_H1_C_REGNAME)) {
-                i++;
-            } else if (s[i] == '%') {
-                if (n - i < 3 || !pt_h1_is(s[i + 1], PT_H1_C_HEX)
-                    || !pt_h1_is(s[i + 2], PT_H1_C_HEX))
-                {
-                    return false;
-                }
-                i += 3;
-            } else {
-                break;
-            }
+        /* A DNS name or an IPv4 address. RFC 3986's reg-name also has percent-encoding
+         * and sub-delims, but no route and no DNS name can have them, while an origin may
+         * decode "internal%2eexample" into the name a host route did not see. Empty labels
+         * go too ("a..b", ".a"); one trailing dot (the root) is the same name without. */
+        while (i < n && pt_h1_is(s[i], PT_H1_C_HOST)) {
+            if (s[i] == '.' && (i == 0 || s[i - 1] == '.'))
+                return false;
+            i++;
         }
         if (i == 0)
             return false;
@@ -492,84 +488,6 @@ int pt_h1_analyze_response(const pt_h1_head *h, pt_method req_method, pt_h1_resp
 
     ri->keepalive = ri->body != PT_BODY_CLOSE && !f.conn_close
                     && (h->version == 11 || f.conn_keepalive);
-    return PT_OK;
-}
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = pt_tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-int pt_h1_normalize_path(const char *in, size_t len, char *out, size_t *out_len)
-{
-    size_t i, j, n, w, s, seg;
-    int    hi, lo;
-
-    /* Decode first, so "%2e%2e" and "%2F" are seen as what the origin will see. A NUL,
-     * encoded or not, is refused: whoever routes on the result may treat it as a C string. */
-    for (i = 0, n = 0; i < len; i++) {
-        if (in[i] != '%') {
-            if (in[i] == '\0')
-                return PT_ERROR;
-            out[n++] = in[i];
-            continue;
-        }
-        if (len - i < 3)
-            return PT_ERROR;
-        hi = hexval((unsigned char) in[i + 1]);
-        lo = hexval((unsigned char) in[i + 2]);
-        if (hi < 0 || lo < 0 || (hi | lo) == 0)
-            return PT_ERROR;
-        out[n++] = (char) (hi << 4 | lo);
-        i += 2;
-    }
-
-    if (n == 0 || out[0] != '/')
-        return PT_ERROR;
-
-    /* Then resolve segments in place: the write position never passes the read one. */
-    w = 0;
-    i = 0;
-    while (i < n) {
-        while (i < n && out[i] == '/')
-            i++;
-        s = i;
-        while (i < n && out[i] != '/')
-            i++;
-        seg = i - s;
-
-        if (seg == 0) {
-            out[w++] = '/';         /* trailing slash */
-            break;
-        }
-        if (seg == 1 && out[s] == '.') {
-            if (i == n)
-                out[w++] = '/';
-            continue;
-        }
-        if (seg == 2 && out[s] == '.' && out[s + 1] == '.') {
-            if (w == 0)
-                return PT_ERROR;    /* above the root */
-            while (w > 0 && out[--w] != '/') {
-                /* pop the last segment */
-            }
-            if (i == n)
-                out[w++] = '/';
-            continue;
-        }
-        out[w++] = '/';
-        for (j = 0; j < seg; j++)
-            out[w++] = out[s + j];
-    }
-
-    if (w == 0)
-        out[w++] = '/';
-    *out_len = w;
     return PT_OK;
 }
 

@@ -11,7 +11,7 @@
 #define PT_H1_C_WS       0x08  /* SP HTAB */
 #define PT_H1_C_QDTEXT   0x10  /* quoted-string text (RFC 9110 §5.6.4) */
 #define PT_H1_C_HEX      0x20  /* HEXDIG */
-#define PT_H1_C_REGNAME  0x40  /* reg-name byte: unreserved and sub-delims but ',' ('%' apart) */
+#define PT_H1_C_HOST     0x40  /* host name byte: ALPHA DIGIT '-' '.' '_' (no '%', no sub-delims) */
 #define PT_H1_C_DIGIT    0x80
 
 extern const uint8_t pt_h1_chars[256];

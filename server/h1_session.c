@@ -129,6 +129,45 @@ static void refuse(h1_session *s, pt_request *r, unsigned status, const char *wh
     pt_http_refuse(r, status, why);
 }
 
+/* Fields with '_' in their name go (or the request is refused) before anything reads the
+ * head: framing analysis, routing, the modules and the proxy's copy all see one list. */
+static int underscore_fields(h1_session *s, pt_request *r)
+{
+    h1_stream *st = r->stream;
+    pt_str   names[8];
+    char     list[600];
+    size_t   len = 0;
+    int      n, w;
+
+    n = pt_h1_underscore_fields(&st->h, (unsigned) pt_wconf->underscores_in_headers,
+                                names, pt_nelems(names));
+    if (n < 0) {
+        /* names are tokens: nothing in them needs escaping in a log line */
+        int nl = (int) pt_min(names[0].len, 64);
+        char *why = pt_palloc(r->pool, (size_t) nl + 48);
+        if (why)
+            snprintf(why, (size_t) nl + 48, "header field name with '_': %.*s%s", nl,
+                     names[0].data, names[0].len > 64 ? "..." : "");
+        refuse(s, r, 400, why ? why : "header field name with '_'");
+        return PT_ERROR;
+    }
+    if (n == 0 || !pt_log_enabled(PT_LOG_INFO))
+        return PT_OK;
+    for (int i = 0; i < n && i < (int) pt_nelems(names); i++) {
+        w = snprintf(list + len, sizeof(list) - len, "%s%.*s", i ? ", " : "",
+                     (int) pt_min(names[i].len, 64), names[i].data);
+        if (w < 0 || (size_t) w >= sizeof(list) - len)
+            break;
+        len += (size_t) w;
+    }
+    pt_log(PT_LOG_INFO,
+           "dropped %d request header field%s with '_' in the name from %s: %s%s%s", n,
+           n == 1 ? "" : "s", s->c->peer_ip, list, n > (int) pt_nelems(names) ? ", ..." : "",
+           pt_wconf->underscores_in_headers == PT_H1_US_PASS
+               ? " (read with '-', a field portico manages)" : "");
+    return PT_OK;
+}
+
 static void process(h1_session *s, pt_request *r)
 {
     pt_conn *c = s->c;
@@ -142,6 +181,8 @@ static void process(h1_session *s, pt_request *r)
     if (pt_stats_mine)
         pt_stats_mine->requests++;
 
+    if (st->h.underscore && underscore_fields(s, r) != PT_OK)
+        return;
     if (pt_h1_analyze_request(&st->h, &st->info, &status, &why) != PT_OK) {
         refuse(s, r, status, why);
         return;
@@ -165,6 +206,7 @@ static void process(h1_session *s, pt_request *r)
     h->upgrade = in->upgrade;
     h->keepalive = in->keepalive;
     h->absolute_form = in->absolute_form;
+    h->underscore = st->h.underscore;
 
     if (in->chunked) {
         r->body_state = PT_RB_PENDING;

@@ -91,12 +91,20 @@ void pt_http_process(pt_request *r)
     if (r->head.path.len == 1 && r->head.path.data[0] == '*') {
         r->path = PT_STR("*");
     } else {
+        /* the one routing form of the path: routes and access rules match on r->path */
+        const char *why = NULL;
         char *np = pt_palloc(r->pool, r->head.path.len + 1);
         size_t nlen = 0;
-        if (np == NULL
-            || pt_h1_normalize_path(r->head.path.data, r->head.path.len, np, &nlen) != PT_OK) {
+        if (np == NULL) {
+            pt_log(PT_LOG_ALERT, "out of memory for a request path");
             r->keepalive = false;
-            pt_http_refuse(r, 400, "invalid request path");
+            pt_http_refuse(r, 500, "out of memory");
+            return;
+        }
+        if (pt_h1_normalize_path(r->head.path.data, r->head.path.len, np, &nlen, &why)
+            != PT_OK) {
+            r->keepalive = false;
+            pt_http_refuse(r, 400, why);
             return;
         }
         r->path = (pt_str) { nlen, np };

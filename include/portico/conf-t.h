@@ -85,8 +85,9 @@ typedef struct pt_route {
     pt_str             host;           /* lower-case; for "*.example.com": ".example.com" */
     bool               host_wildcard;
     bool               has_host;
-    pt_str             path_prefix;    /* empty: any */
+    pt_str             path_prefix;    /* empty: any; lower-case with path_ignore_case */
     void              *path_regex;     /* pcre2_code *, NULL: none */
+    bool               path_ignore_case; /* prefix and regex ignore ASCII case */
     void              *match_data;     /* pcre2_match_data * for path_regex */
     int                listener;       /* listener index, -1: any */
     uint32_t           methods;        /* bit (1 << pt_method) per known method; 0: any */
@@ -133,6 +134,7 @@ struct pt_conf {
     const char       *pid_file;
     unsigned          server_tokens;    /* PT_SERVER_TOKENS_* */
     uint32_t          worker_rlimit_nofile;   /* 0: not set (the inherited limits) */
+    int               underscores_in_headers;   /* PT_H1_US_* */
     const char       *error_log_path;   /* "-" = stderr */
     int               error_log_level;  /* PT_LOG_* */
     pt_limits         limits;

@@ -42,10 +42,31 @@ bool pt_h1_list_has(pt_str value, pt_str token);
 /* Is name listed as a token by any Connection field of these headers? */
 bool pt_h1_connection_lists(const pt_header *hs, uint32_t n, pt_str name);
 
-/* Normalises a path for routing: decodes %XX, merges "//", resolves "." and "..".
- * out has room for len bytes. PT_ERROR on a bad escape, an encoded NUL, or ".."
- * above the root. The original target is what gets forwarded. */
-int pt_h1_normalize_path(const char *in, size_t len, char *out, size_t *out_len);
+/* Request fields whose name contains '_' (the underscores_in_headers policy). */
+#define PT_H1_US_DROP   0   /* every such field is removed */
+#define PT_H1_US_PASS   1   /* kept, unless it is the twin of a field portico manages */
+#define PT_H1_US_REJECT 2   /* the request is refused */
+
+/* Applies policy to a complete request head (needed only when h->underscore). Removes the
+ * fields the policy drops, keeping the others in order, and returns how many went; the
+ * names of the first cap of them go to dropped; h->underscore then says whether a name
+ * with '_' is left. REJECT removes nothing: -1 when some name has a '_' (the first in
+ * dropped[0]), else 0. */
+int pt_h1_underscore_fields(pt_h1_head *h, unsigned policy, pt_str *dropped, unsigned cap);
+/* Does name, with '_' read as '-', name a request field portico manages (Content-Length,
+ * Transfer-Encoding, Keep-Alive, Proxy-Connection, X-Forwarded-For/-Proto/-Host,
+ * X-Real-IP)? */
+bool pt_h1_managed_twin(pt_str name);
+/* The same field name once '_' is read as '-' (case-insensitive)? */
+bool pt_h1_name_dash_eq(pt_str a, pt_str b);
+
+/* The routing form of a request path (the policy is in server/h1_path.c and the README):
+ * decodes %XX once, removes ;params, merges "//", resolves "." and "..", and refuses what
+ * origins would read differently (%00, '\\', invalid or overlong UTF-8, double encoding,
+ * disguised dot-segments, ".." with an encoded slash, ".." above the root). out has room
+ * for len bytes. PT_ERROR with *why (static text) for a 400. */
+int pt_h1_normalize_path(const char *in, size_t len, char *out, size_t *out_len,
+                         const char **why);
 
 pt_method pt_h1_method_id(pt_str m);
 const char *pt_h1_status_text(unsigned status);   /* "Not Found"; "" if unknown */

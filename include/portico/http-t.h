@@ -36,6 +36,7 @@ typedef struct pt_req_head {
     bool       upgrade;          /* asks to switch protocols (Upgrade + Connection: upgrade) */
     bool       keepalive;        /* the client wants the connection kept */
     bool       absolute_form;
+    bool       underscore;       /* a field name with '_' is left (underscores_in_headers) */
 } pt_req_head;
 
 /* Where the request body stands. */
@@ -54,7 +55,8 @@ struct pt_request {
     void            *stream;        /* that session's per-request state */
     pt_pool         *pool;
     pt_req_head      head;
-    pt_str           path;          /* normalised, for routing */
+    pt_str           path;          /* normalised (pt_h1_normalize_path), the one form
+                                     * routes and access rules match; never forwarded */
     pt_str           host;          /* lower-case, for routing and logs; may be empty (1.0) */
     const pt_route  *route;
     void           **ctx;           /* per module, by index */

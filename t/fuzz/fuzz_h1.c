@@ -87,7 +87,8 @@ static void fz_same_head(const fz_head *a, const fz_head *b)
     fz_check(fz_same_str(a->h.method, b->h.method) && a->h.method_id == b->h.method_id
              && fz_same_str(a->h.target, b->h.target) && fz_same_str(a->h.reason, b->h.reason)
              && a->h.version == b->h.version && a->h.status == b->h.status
-             && a->h.len == b->h.len && a->h.nheaders == b->h.nheaders,
+             && a->h.len == b->h.len && a->h.nheaders == b->h.nheaders
+             && a->h.underscore == b->h.underscore,
              "split changed the start line or length");
     for (uint32_t i = 0; i < a->h.nheaders; i++)
         fz_check(fz_same_str(a->hs[i].name, b->hs[i].name)
@@ -149,6 +150,13 @@ static void fz_head_invariants(int kind, const pt_h1_limits *lim, const char *bu
             fz_check(fz_field_byte((unsigned char) h->reason.data[i]), "bad byte in reason");
     }
 
+    {
+        bool us = false;
+        for (uint32_t k = 0; k < h->nheaders; k++)
+            for (i = 0; i < h->headers[k].name.len; i++)
+                us = us || h->headers[k].name.data[i] == '_';
+        fz_check(h->underscore == us, "'_' in a field name not noted, or noted wrongly");
+    }
     for (uint32_t k = 0; k < h->nheaders; k++) {
         pt_str nm = h->headers[k].name, v = h->headers[k].value;
         fz_check(nm.len > 0 && fz_inside(nm, buf, h->len), "field name");
@@ -684,27 +692,133 @@ static void fz_chunked_all(const char *buf, size_t n)
 
 /* ---- paths --------------------------------------------------------------------------- */
 
+/* Naive UTF-8 check by code point (a second opinion on the normaliser's byte ranges). */
+static bool fz_utf8(const unsigned char *s, size_t n)
+{
+    size_t i = 0, k, more;
+    unsigned long cp, min;
+
+    while (i < n) {
+        unsigned char c = s[i++];
+        if (c < 0x80)
+            continue;
+        if ((c & 0xe0) == 0xc0) {
+            more = 1;
+            cp = c & 0x1f;
+            min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            more = 2;
+            cp = c & 0x0f;
+            min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            more = 3;
+            cp = c & 0x07;
+            min = 0x10000;
+        } else {
+            return false;
+        }
+        for (k = 0; k < more; k++, i++) {
+            if (i >= n || (s[i] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+    }
+    return true;
+}
+
 static void fz_path(const char *in, size_t n)
 {
-    char  *out = malloc(n ? n : 1);
-    size_t len = 0, i;
+    char       *out = malloc(n ? n : 1), *again;
+    size_t      len = 0, len2 = 0, i;
+    const char *why = NULL;
 
-    if (pt_h1_normalize_path(in, n, out, &len) == PT_OK) {
-        fz_check(len >= 1 && len <= n && out[0] == '/', "normalised path shape");
-        fz_check(memchr(out, '\0', len) == NULL, "NUL in normalised path");
-        for (i = 0; i + 1 < len; i++)
-            fz_check(!(out[i] == '/' && out[i + 1] == '/'), "// in normalised path");
-        for (i = 0; i < len; i++) {
-            size_t rest = len - i;
-            if (out[i] != '/')
-                continue;
-            fz_check(!(rest >= 2 && out[i + 1] == '.' && (rest == 2 || out[i + 2] == '/')),
-                     "'.' segment in normalised path");
-            fz_check(!(rest >= 3 && out[i + 1] == '.' && out[i + 2] == '.'
-                       && (rest == 3 || out[i + 3] == '/')), "'..' segment in normalised path");
-        }
+    if (pt_h1_normalize_path(in, n, out, &len, &why) != PT_OK) {
+        fz_check(why != NULL, "path refused without a reason");
+        free(out);
+        return;
+    }
+    fz_check(len >= 1 && len <= n && out[0] == '/', "normalised path shape");
+    fz_check(memchr(out, '\0', len) == NULL, "NUL in normalised path");
+    fz_check(memchr(out, '\\', len) == NULL, "backslash in normalised path");
+    fz_check(fz_utf8((const unsigned char *) out, len), "normalised path not UTF-8");
+    for (i = 0; i + 1 < len; i++)
+        fz_check(!(out[i] == '/' && out[i + 1] == '/'), "// in normalised path");
+    for (i = 0; i + 2 < len; i++)
+        fz_check(!(out[i] == '%' && fz_hex((unsigned char) out[i + 1])
+                   && fz_hex((unsigned char) out[i + 2])), "an escape left after decoding");
+    for (i = 0; i < len; i++) {
+        size_t rest = len - i;
+        if (out[i] != '/')
+            continue;
+        fz_check(!(rest >= 2 && out[i + 1] == '.' && (rest == 2 || out[i + 2] == '/')),
+                 "'.' segment in normalised path");
+        fz_check(!(rest >= 3 && out[i + 1] == '.' && out[i + 2] == '.'
+                   && (rest == 3 || out[i + 3] == '/')), "'..' segment in normalised path");
+    }
+    /* Without '%' and ';' (which mean something else in a raw path) the result is its
+     * own normal form. */
+    if (memchr(out, '%', len) == NULL && memchr(out, ';', len) == NULL) {
+        again = malloc(len);
+        fz_check(pt_h1_normalize_path(out, len, again, &len2, &why) == PT_OK && len2 == len
+                 && memcmp(again, out, len) == 0, "normalising twice changes the path");
+        free(again);
     }
     free(out);
+}
+
+/* ---- the underscore policy ------------------------------------------------------------ */
+
+static bool fz_has_us(pt_str n)
+{
+    return memchr(n.data, '_', n.len) != NULL;
+}
+
+/* Each policy on a copy of the head: what goes is exactly what the policy names, what
+ * stays keeps its order, and framing analysis afterwards never sees a twin. */
+static void fz_underscores(const fz_head *r)
+{
+    static fz_head c;
+    static const unsigned policies[] = { PT_H1_US_DROP, PT_H1_US_PASS, PT_H1_US_REJECT };
+    pt_str   dropped[4];
+    uint32_t k, w, nus = 0;
+    int      rc;
+
+    for (k = 0; k < r->h.nheaders; k++)
+        nus += fz_has_us(r->hs[k].name);
+    for (size_t p = 0; p < 3; p++) {
+        c = *r;
+        c.h.headers = c.hs;
+        rc = pt_h1_underscore_fields(&c.h, policies[p], dropped, 4);
+        if (policies[p] == PT_H1_US_REJECT) {
+            fz_check(rc == (nus ? -1 : 0) && c.h.nheaders == r->h.nheaders,
+                     "reject policy: verdict or fields");
+            fz_check(rc == 0 || fz_has_us(dropped[0]), "reject policy: reported name");
+            continue;
+        }
+        fz_check(rc >= 0 && (uint32_t) rc + c.h.nheaders == r->h.nheaders,
+                 "underscore policy: count");
+        for (k = 0, w = 0; k < r->h.nheaders; k++) {
+            pt_str n = r->hs[k].name;
+            bool goes = fz_has_us(n) && (policies[p] == PT_H1_US_DROP || pt_h1_managed_twin(n));
+            if (goes)
+                continue;
+            fz_check(w < c.h.nheaders && fz_same_str(c.hs[w].name, n)
+                     && fz_same_str(c.hs[w].value, r->hs[k].value),
+                     "underscore policy: a kept field moved or changed");
+            w++;
+        }
+        fz_check(w == c.h.nheaders, "underscore policy: kept fields");
+        bool left = false;
+        for (k = 0; k < c.h.nheaders; k++)
+            left = left || fz_has_us(c.hs[k].name);
+        fz_check(c.h.underscore == left, "underscore policy: flag after the policy");
+        for (k = 0; k < c.h.nheaders; k++)
+            fz_check(!fz_has_us(c.hs[k].name)
+                     || (policies[p] == PT_H1_US_PASS && !pt_h1_managed_twin(c.hs[k].name)),
+                     "underscore policy: a field that should go stayed");
+    }
 }
 
 /* ---- the entry point ----------------------------------------------------------------- */
@@ -719,6 +833,8 @@ static void fz_request(const char *buf, size_t n, const pt_h1_limits *lim)
     fz_head_all(PT_H1_REQUEST, lim, buf, n, &r);
     if (r.rc != PT_OK)
         return;
+    if (r.h.underscore)
+        fz_underscores(&r);
 
     if (pt_h1_analyze_request(&r.h, &ri, &st, &why) != PT_OK) {
         fz_check(why != NULL, "request rejected without a reason");
@@ -729,6 +845,14 @@ static void fz_request(const char *buf, size_t n, const pt_h1_limits *lim)
     fz_check(!ri.chunked || ri.version == 11, "chunked HTTP/1.0 request");
     fz_check(ri.version == 10 || ri.authority.len > 0, "HTTP/1.1 without authority");
     fz_check(ri.host.len <= ri.authority.len, "host longer than authority");
+    if (ri.host.len && ri.host.data[0] != '[') {
+        for (size_t i = 0; i < ri.host.len; i++) {
+            unsigned char c = (unsigned char) ri.host.data[i];
+            fz_check((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+                     || c == '-' || c == '.' || c == '_', "host name byte");
+            fz_check(c != '.' || (i > 0 && ri.host.data[i - 1] != '.'), "empty host label");
+        }
+    }
     fz_check(ri.path.len > 0, "empty path");
     fz_check(ri.method != PT_M_CONNECT, "CONNECT accepted");
     if (ri.asterisk_form) {

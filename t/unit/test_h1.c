@@ -111,7 +111,7 @@ static bool same_result(const parse_result *a, const parse_result *b)
     if (!same_str(a->h.method, b->h.method) || a->h.method_id != b->h.method_id
         || !same_str(a->h.target, b->h.target) || !same_str(a->h.reason, b->h.reason)
         || a->h.version != b->h.version || a->h.status != b->h.status || a->h.len != b->h.len
-        || a->h.nheaders != b->h.nheaders)
+        || a->h.nheaders != b->h.nheaders || a->h.underscore != b->h.underscore)
     {
         return false;
     }
@@ -191,6 +191,13 @@ static void run_request(const rvec *v)
         goto done;
     }
     tap_is_int(r.h.len, v->head_len ? v->head_len : v->len, "%s: head length", v->name);
+    {
+        bool us = false;
+        for (uint32_t i = 0; i < r.h.nheaders; i++)
+            us = us || memchr(r.hs[i].name.data, '_', r.hs[i].name.len) != NULL;
+        tap_is_int(r.h.underscore, us, "%s: underscore noted exactly when a name has '_'",
+                   v->name);
+    }
 
     arc = pt_h1_analyze_request(&r.h, &ri, &st, &why);
     if (v->at == AT_ANALYZE) {
@@ -295,6 +302,34 @@ static void run_bytes(void)
         }
         tap_is_int(bad, 0, "target: every byte value at offset %zu", 2 + pos);
     }
+}
+
+/* ---- every byte value inside a Host name ------------------------------------------------ */
+
+static void run_host_bytes(void)
+{
+    parse_result   r;
+    pt_h1_req_info ri;
+    unsigned       st, c;
+    const char    *why;
+    char           buf[64];
+    size_t         n, bad = 0;
+    bool           want, got;
+
+    for (c = 0; c < 256; c++) {
+        n = (size_t) sprintf(buf, "GET / HTTP/1.1\r\nHost: ab");
+        buf[n++] = (char) c;
+        n += (size_t) sprintf(buf + n, "cd\r\n\r\n");
+        parse_whole(PT_H1_REQUEST, &def_lim, MAXH, buf, n, &r);
+        got = r.rc == PT_OK && pt_h1_analyze_request(&r.h, &ri, &st, &why) == PT_OK;
+        want = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+               || c == '-' || c == '.' || c == '_';
+        if (got != want) {
+            tap_diag("  Host byte 0x%02x: %s", c, got ? "accepted" : "refused");
+            bad++;
+        }
+    }
+    tap_is_int(bad, 0, "Host: exactly letters, digits, '-', '.', '_' inside a name");
 }
 
 /* ---- generated requests: long but allowed, and just over the limits ------------------ */
@@ -402,6 +437,13 @@ static void run_response(const svec *v)
         goto done;
     }
     tap_is_int(r.h.len, v->head_len ? v->head_len : v->len, "%s: head length", v->name);
+    {
+        bool us = false;
+        for (uint32_t i = 0; i < r.h.nheaders; i++)
+            us = us || memchr(r.hs[i].name.data, '_', r.hs[i].name.len) != NULL;
+        tap_is_int(r.h.underscore, us, "%s: underscore noted exactly when a name has '_'",
+                   v->name);
+    }
     tap_is_int(ri.status, v->status, "%s: status", v->name);
     tap_is_int(ri.version, v->version ? v->version : 11, "%s: version", v->name);
     tap_is_int(ri.body, v->body, "%s: body kind", v->name);
@@ -602,21 +644,317 @@ static void run_chunked_generated(void)
 static void run_paths(void)
 {
     for (size_t i = 0; i < pt_nelems(paths); i++) {
-        size_t n = paths[i].len, olen = 0;
-        char  *in = malloc(n ? n : 1), *out = malloc(n ? n : 1);
-        int    rc;
+        size_t      n = paths[i].len, olen = 0;
+        char       *in = malloc(n ? n : 1), *out = malloc(n ? n : 1);
+        const char *why = NULL;
+        int         rc;
 
+        /* exact-size copies: ASan sees a read or write past either end */
         memcpy(in, paths[i].in, n);
-        rc = pt_h1_normalize_path(in, n, out, &olen);
+        rc = pt_h1_normalize_path(in, n, out, &olen, &why);
         if (paths[i].out == NULL) {
-            tap_is_int(rc, PT_ERROR, "normalize \"%s\" rejected", paths[i].in);
+            if (tap_is_int(rc, PT_ERROR, "normalize \"%s\" rejected", paths[i].in)
+                && !tap_ok(why != NULL && strstr(why, paths[i].why) != NULL,
+                           "normalize \"%s\": says \"%s\"", paths[i].in, paths[i].why))
+            {
+                tap_diag("  said \"%s\"", why ? why : "(null)");
+            }
         } else if (tap_is_int(rc, PT_OK, "normalize \"%s\" accepted", paths[i].in)) {
             tap_ok(olen == strlen(paths[i].out) && memcmp(out, paths[i].out, olen) == 0,
                    "normalize \"%s\" -> \"%.*s\"", paths[i].in, (int) olen, out);
+        } else {
+            tap_diag("  %s", why ? why : "(no reason)");
         }
         free(in);
         free(out);
     }
+}
+
+/* Normalises in[0..n) into a fresh buffer; the result (or NULL) as a C string in res. */
+static const char *norm(const char *in, size_t n, char *res, size_t size)
+{
+    char       *b = malloc(n ? n : 1), *o = malloc(n ? n : 1);
+    size_t      olen = 0;
+    const char *why = NULL, *r = NULL;
+
+    memcpy(b, in, n);
+    if (pt_h1_normalize_path(b, n, o, &olen, &why) == PT_OK && olen < size) {
+        memcpy(res, o, olen);
+        res[olen] = '\0';
+        r = res;
+    }
+    free(b);
+    free(o);
+    return r;
+}
+
+/* Every byte value in a segment, raw and percent-encoded, against the policy written out
+ * case by case. */
+static void run_path_bytes(void)
+{
+    char     in[16], res[16], want[16];
+    size_t   bad_raw = 0, bad_enc = 0;
+    unsigned c;
+
+    for (c = 0; c < 256; c++) {
+        const char *got, *exp;
+
+        /* raw: "/a" c "b" */
+        memcpy(in, "/a?b", 4);
+        in[2] = (char) c;
+        got = norm(in, 4, res, sizeof(res));
+        if (c == 0 || c == '\\' || c == '%' || c >= 0x80) {
+            exp = NULL;
+        } else if (c == ';') {
+            exp = "/a";                     /* ";b" is a parameter */
+        } else {
+            memcpy(want, in, 4);
+            want[4] = '\0';
+            exp = want;                     /* '/' included: "/a/b" */
+        }
+        if ((got == NULL) != (exp == NULL) || (got && strcmp(got, exp) != 0)) {
+            tap_diag("  raw 0x%02x: got %s", c, got ? got : "(refused)");
+            bad_raw++;
+        }
+
+        /* encoded: "/a%XXb" */
+        snprintf(in, sizeof(in), "/a%%%02Xb", c);
+        got = norm(in, 6, res, sizeof(res));
+        if (c == 0 || c == '\\' || c >= 0x80) {
+            exp = NULL;
+        } else {
+            snprintf(want, sizeof(want), "/a%cb", (char) c);
+            exp = want;                     /* "%2f": "/a/b"; "%3b": "/a;b"; "%25": "/a%b" */
+        }
+        if ((got == NULL) != (exp == NULL) || (got && strcmp(got, exp) != 0)) {
+            tap_diag("  %%%02X: got %s", c, got ? got : "(refused)");
+            bad_enc++;
+        }
+    }
+    tap_is_int(bad_raw, 0, "normalize: every raw byte value in a segment");
+    tap_is_int(bad_enc, 0, "normalize: every percent-encoded byte value in a segment");
+}
+
+/* UTF-8 by code point, written independently of the normaliser's byte ranges. */
+static bool utf8_ok(const unsigned char *s, size_t n)
+{
+    size_t        i = 0, k, more;
+    unsigned long cp, min;
+
+    while (i < n) {
+        unsigned char c = s[i++];
+        if (c < 0x80)
+            continue;
+        if ((c & 0xe0) == 0xc0) {
+            more = 1;
+            cp = c & 0x1f;
+            min = 0x80;
+        } else if ((c & 0xf0) == 0xe0) {
+            more = 2;
+            cp = c & 0x0f;
+            min = 0x800;
+        } else if ((c & 0xf8) == 0xf0) {
+            more = 3;
+            cp = c & 0x07;
+            min = 0x10000;
+        } else {
+            return false;
+        }
+        for (k = 0; k < more; k++, i++) {
+            if (i >= n || (s[i] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (s[i] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+    }
+    return true;
+}
+
+/* Every lead byte with every second byte, followed by continuation bytes: the
+ * normaliser accepts exactly the well-formed sequences. */
+static void run_path_utf8(void)
+{
+    char          in[32], res[32];
+    unsigned char dec[4];
+    size_t        bad = 0, n;
+
+    for (unsigned l = 0x80; l < 0x100; l++) {
+        for (unsigned b = 0; b < 0x100; b++) {
+            if (b == 0 || b == '\\')
+                continue;                   /* refused for their own reasons */
+            for (unsigned tail = 0; tail <= 2; tail++) {
+                n = (size_t) snprintf(in, sizeof(in), "/%%%02X%%%02X", l, b);
+                dec[0] = (unsigned char) l;
+                dec[1] = (unsigned char) b;
+                for (unsigned t = 0; t < tail; t++) {
+                    n += (size_t) snprintf(in + n, sizeof(in) - n, "%%80");
+                    dec[2 + t] = 0x80;
+                }
+                /* a decoded '/' (b = 0x2f) splits: judge what is before it */
+                bool want = b == '/' ? utf8_ok(dec, 1) && tail == 0
+                                     : utf8_ok(dec, 2 + tail);
+                if (b == '/' && tail)
+                    want = false;           /* "%80" alone after the '/' */
+                if ((norm(in, n, res, sizeof(res)) != NULL) != want) {
+                    if (bad < 10)
+                        tap_diag("  %s: %s", in, want ? "refused" : "accepted");
+                    bad++;
+                }
+            }
+        }
+    }
+    tap_is_int(bad, 0, "normalize: UTF-8 lead x second byte x 0-2 more, as by code point");
+}
+
+/* ---- underscores in field names ------------------------------------------------------ */
+
+/* Names of h's fields joined with ',', into buf. */
+static const char *names_of(const pt_header *hs, uint32_t n, char *buf, size_t size)
+{
+    size_t len = 0;
+
+    buf[0] = '\0';
+    for (uint32_t i = 0; i < n && len < size; i++)
+        len += (size_t) snprintf(buf + len, size - len, "%s%.*s", i ? "," : "",
+                                 (int) hs[i].name.len, hs[i].name.data);
+    return buf;
+}
+
+static const char *strs_of(const pt_str *s, unsigned n, char *buf, size_t size)
+{
+    size_t len = 0;
+
+    buf[0] = '\0';
+    for (unsigned i = 0; i < n && len < size; i++)
+        len += (size_t) snprintf(buf + len, size - len, "%s%.*s", i ? "," : "",
+                                 (int) s[i].len, s[i].data);
+    return buf;
+}
+
+static void run_underscores(void)
+{
+    static const char head[] =
+        "POST / HTTP/1.1\r\nHost: a\r\nX_Real_IP: 6.6.6.6\r\nX-Keep: 1\r\n"
+        "X_Forwarded_For: 6.6.6.6\r\nTransfer_Encoding: chunked\r\nContent_Length: 5\r\n"
+        "My_Field: v\r\n_x: 1\r\nx_: 2\r\nKeep_Alive: a\r\nProxy_Connection: b\r\n"
+        "X-Forwarded_Host: c\r\nx_forwarded_PROTO: d\r\nX_Forwarded_Port: 7\r\n"
+        "Content-Length: 0\r\n\r\n";
+    static const char all[] =
+        "X_Real_IP,X_Forwarded_For,Transfer_Encoding,Content_Length,My_Field,_x,x_,"
+        "Keep_Alive,Proxy_Connection,X-Forwarded_Host,x_forwarded_PROTO,X_Forwarded_Port";
+    static const char twins[] =
+        "X_Real_IP,X_Forwarded_For,Transfer_Encoding,Content_Length,Keep_Alive,"
+        "Proxy_Connection,X-Forwarded_Host,x_forwarded_PROTO";
+    static const struct {
+        unsigned    policy;
+        const char *name;
+        int         rc;
+        const char *kept, *dropped;
+    } cases[] = {
+        { PT_H1_US_DROP, "drop", 12, "Host,X-Keep,Content-Length", all },
+        { PT_H1_US_PASS, "pass", 8,
+          "Host,X-Keep,My_Field,_x,x_,X_Forwarded_Port,Content-Length", twins },
+        { PT_H1_US_REJECT, "reject", -1, NULL, "X_Real_IP" },
+    };
+    const size_t   n = sizeof(head) - 1;
+    parse_result   r;
+    pt_str         dropped[16];
+    pt_h1_req_info ri;
+    unsigned       st;
+    const char    *why;
+    char           b1[512], b2[512];
+
+    for (size_t i = 0; i < pt_nelems(cases); i++) {
+        parse_whole(PT_H1_REQUEST, &def_lim, MAXH, head, n, &r);
+        tap_ok(r.rc == PT_OK && r.h.underscore, "underscores: parsed, '_' noted");
+        uint32_t before = r.h.nheaders;
+        int rc = pt_h1_underscore_fields(&r.h, cases[i].policy, dropped, 16);
+        tap_is_int(rc, cases[i].rc, "underscores, %s: %d fields", cases[i].name, cases[i].rc);
+        tap_is_str(strs_of(dropped, rc < 0 ? 1 : (unsigned) rc, b1, sizeof(b1)),
+                   cases[i].dropped, "underscores, %s: the names reported", cases[i].name);
+        if (cases[i].kept == NULL) {
+            tap_is_int(r.h.nheaders, before, "underscores, %s: nothing removed", cases[i].name);
+            continue;
+        }
+        tap_is_str(names_of(r.hs, r.h.nheaders, b2, sizeof(b2)), cases[i].kept,
+                   "underscores, %s: what is left, in order", cases[i].name);
+        tap_is_int(r.h.underscore, cases[i].policy == PT_H1_US_PASS,
+                   "underscores, %s: '_' left in a name or not", cases[i].name);
+        /* framing analysis sees the cleaned list: no chunked from Transfer_Encoding */
+        st = 0;
+        why = NULL;
+        tap_ok(pt_h1_analyze_request(&r.h, &ri, &st, &why) == PT_OK && !ri.chunked
+               && ri.content_length == 0, "underscores, %s: framing from Content-Length only",
+               cases[i].name);
+    }
+
+    /* cap below the count: the count is still the whole */
+    parse_whole(PT_H1_REQUEST, &def_lim, MAXH, head, n, &r);
+    tap_is_int(pt_h1_underscore_fields(&r.h, PT_H1_US_DROP, dropped, 2), 12,
+               "underscores: the count goes past cap");
+    tap_is_str(strs_of(dropped, 2, b1, sizeof(b1)), "X_Real_IP,X_Forwarded_For",
+               "underscores: cap names kept");
+    tap_is_int(r.h.nheaders, 3, "underscores: all of them removed anyway");
+
+    /* no '_': nothing noted, nothing removed */
+    {
+        static const char plain[] = "GET / HTTP/1.1\r\nHost: a\r\nX-A: _\r\nX-B: b_c\r\n\r\n";
+        parse_whole(PT_H1_REQUEST, &def_lim, MAXH, plain, sizeof(plain) - 1, &r);
+        tap_ok(r.rc == PT_OK && !r.h.underscore, "'_' in values only: not noted");
+        tap_is_int(pt_h1_underscore_fields(&r.h, PT_H1_US_REJECT, dropped, 16), 0,
+                   "'_' in values only: reject policy has nothing to refuse");
+        tap_is_int(pt_h1_underscore_fields(&r.h, PT_H1_US_DROP, dropped, 16), 0,
+                   "'_' in values only: drop policy removes nothing");
+        tap_is_int(r.h.nheaders, 3, "'_' in values only: all fields kept");
+    }
+    /* '_' as the first byte of a name, and in the last name, in any split */
+    {
+        static const char first[] = "GET / HTTP/1.1\r\nHost: a\r\n_: 1\r\n\r\n";
+        static const char last[] = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nZZZZZZZ_\r\n\r\n";
+        static const char lastok[] = "GET / HTTP/1.1\r\nHost: a\r\nA: 1\r\nZZZZZZZ_:\r\n\r\n";
+        parse_whole(PT_H1_REQUEST, &def_lim, MAXH, first, sizeof(first) - 1, &r);
+        tap_ok(r.rc == PT_OK && r.h.underscore, "name \"_\": noted");
+        check_splits("name \"_\"", PT_H1_REQUEST, &def_lim, MAXH, first, sizeof(first) - 1, &r);
+        parse_whole(PT_H1_REQUEST, &def_lim, MAXH, last, sizeof(last) - 1, &r);
+        tap_ok(r.rc == PT_ERROR && r.status == 400, "name with '_' and no colon: still 400");
+        parse_whole(PT_H1_REQUEST, &def_lim, MAXH, lastok, sizeof(lastok) - 1, &r);
+        tap_ok(r.rc == PT_OK && r.h.underscore, "'_' ending the last name: noted");
+        check_splits("'_' ending the last name", PT_H1_REQUEST, &def_lim, MAXH, lastok,
+                     sizeof(lastok) - 1, &r);
+    }
+    /* a response head notes it the same way (the policy is for requests only) */
+    {
+        static const char resp[] = "HTTP/1.1 200 OK\r\nX_Y: 1\r\nContent-Length: 0\r\n\r\n";
+        parse_whole(PT_H1_RESPONSE, &def_lim, MAXH, resp, sizeof(resp) - 1, &r);
+        tap_ok(r.rc == PT_OK && r.h.underscore, "response: '_' noted");
+    }
+
+    /* the managed names, one byte off either way */
+    {
+        static const struct { const char *name; bool twin; } t[] = {
+            { "X_Real_IP", true }, { "x_real_ip", true }, { "X-Real_IP", true },
+            { "X_Real_IPs", false }, { "X_Real_I", false }, { "X_Real_IQ", false },
+            { "Content_Length", true }, { "CONTENT_LENGTH", true }, { "Content_Lengt", false },
+            { "Transfer_Encoding", true }, { "Transfer__Encoding", false },
+            { "X_Forwarded_For", true }, { "X_Forwarded_Proto", true },
+            { "X_Forwarded_Host", true }, { "X_Forwarded_Port", false },
+            { "Keep_Alive", true }, { "Proxy_Connection", true }, { "Proxy_Authorization", false },
+            { "Host_", false }, { "_Host", false }, { "X_Forwarded_Fo_", false },
+            { "Content.Length", false }, { "", false },
+        };
+        size_t wrong = 0;
+        for (size_t i = 0; i < pt_nelems(t); i++) {
+            if (pt_h1_managed_twin((pt_str) { strlen(t[i].name), t[i].name }) != t[i].twin) {
+                tap_diag("  managed_twin(\"%s\") is not %d", t[i].name, t[i].twin);
+                wrong++;
+            }
+        }
+        tap_is_int(wrong, 0, "managed twins: exactly the managed names with '_' for '-'");
+    }
+    tap_ok(pt_h1_name_dash_eq(PT_STR("X_Env"), PT_STR("x-env")), "dash_eq: X_Env is x-env");
+    tap_ok(!pt_h1_name_dash_eq(PT_STR("X_Env"), PT_STR("x-envy")), "dash_eq: length");
+    tap_ok(!pt_h1_name_dash_eq(PT_STR("X-Env"), PT_STR("x.env")), "dash_eq: '.' is not '-'");
 }
 
 /* ---- small helpers ------------------------------------------------------------------ */
@@ -689,6 +1027,7 @@ int main(void)
     for (i = 0; i < pt_nelems(reqs); i++)
         run_request(&reqs[i]);
     run_bytes();
+    run_host_bytes();
     run_generated();
     for (i = 0; i < pt_nelems(resps); i++)
         run_response(&resps[i]);
@@ -696,6 +1035,9 @@ int main(void)
         run_chunked(&chunks[i]);
     run_chunked_generated();
     run_paths();
+    run_path_bytes();
+    run_path_utf8();
+    run_underscores();
     run_helpers();
     return tap_done();
 }

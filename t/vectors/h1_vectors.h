@@ -141,8 +141,10 @@ static const rvec reqs[] = {
        .flags = "k"),
     OK("Host 8 groups", "GET / HTTP/1.1\r\nHost: [1:2:3:4:5:6:7:8]\r\n\r\n",
        .host = "[1:2:3:4:5:6:7:8]", .flags = "k"),
-    OK("Host pct-encoded and sub-delims", "GET / HTTP/1.1\r\nHost: a%41!$&'()*+;=_~.-b\r\n\r\n",
-       .host = "a%41!$&'()*+;=_~.-b", .flags = "k"),
+    OK("Host name bytes", "GET / HTTP/1.1\r\nHost: aZ09_.-b:1\r\n\r\n", .host = "aZ09_.-b",
+       .flags = "k"),
+    OK("Host trailing dot", "GET / HTTP/1.1\r\nHost: a.example.:8\r\n\r\n",
+       .host = "a.example.", .flags = "k"),
     OK("unknown method passed through", "PROPFIND /d HTTP/1.1\r\nHost: a\r\n\r\n",
        .method = "PROPFIND", .method_id = PT_M_OTHER, .flags = "k"),
     OK("lower-case method is another method", "get / HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -298,6 +300,28 @@ static const rvec reqs[] = {
     ABAD("[17] Host only port", "GET / HTTP/1.1\r\nHost: :80\r\n\r\n", 400),
     ABAD("[17] Host bad pct", "GET / HTTP/1.1\r\nHost: a%4g\r\n\r\n", 400),
     ABAD("[17] Host truncated pct", "GET / HTTP/1.1\r\nHost: a%4\r\n\r\n", 400),
+    /* a name an origin may decode into another: no route could have matched it */
+    ABAD("[17] Host pct-encoded dot", "GET / HTTP/1.1\r\nHost: internal%2eexample\r\n\r\n",
+         400),
+    ABAD("[17] Host pct-encoded NUL", "GET / HTTP/1.1\r\nHost: internal.example%00\r\n\r\n",
+         400),
+    ABAD("[17] Host pct-encoded letter", "GET / HTTP/1.1\r\nHost: a%41\r\n\r\n", 400),
+    ABAD("[17] Host '!'", "GET / HTTP/1.1\r\nHost: a!\r\n\r\n", 400),
+    ABAD("[17] Host '$'", "GET / HTTP/1.1\r\nHost: a$b\r\n\r\n", 400),
+    ABAD("[17] Host '&'", "GET / HTTP/1.1\r\nHost: a&b\r\n\r\n", 400),
+    ABAD("[17] Host quote", "GET / HTTP/1.1\r\nHost: a'b\r\n\r\n", 400),
+    ABAD("[17] Host parentheses", "GET / HTTP/1.1\r\nHost: a(b)\r\n\r\n", 400),
+    ABAD("[17] Host '*'", "GET / HTTP/1.1\r\nHost: *.a\r\n\r\n", 400),
+    ABAD("[17] Host '+'", "GET / HTTP/1.1\r\nHost: a+b\r\n\r\n", 400),
+    ABAD("[17] Host ';'", "GET / HTTP/1.1\r\nHost: internal.example;x\r\n\r\n", 400),
+    ABAD("[17] Host '='", "GET / HTTP/1.1\r\nHost: a=b\r\n\r\n", 400),
+    ABAD("[17] Host '~'", "GET / HTTP/1.1\r\nHost: a~b\r\n\r\n", 400),
+    ABAD("[17] Host empty label", "GET / HTTP/1.1\r\nHost: internal..example\r\n\r\n", 400),
+    ABAD("[17] Host leading dot", "GET / HTTP/1.1\r\nHost: .internal.example\r\n\r\n", 400),
+    ABAD("[17] Host only a dot", "GET / HTTP/1.1\r\nHost: .\r\n\r\n", 400),
+    ABAD("[17] Host two trailing dots", "GET / HTTP/1.1\r\nHost: a..\r\n\r\n", 400),
+    ABAD("[18] absolute-form pct-encoded host", "GET http://internal%2eexample/ HTTP/1.1\r\n"
+         "Host: a\r\n\r\n", 400),
     ABAD("[17] Host obs-text", "GET / HTTP/1.1\r\nHost: \xe9t\xe9\r\n\r\n", 400),
     ABAD("[17] Host IPv6 unclosed", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
     ABAD("[17] Host IPv6 garbage after", "GET / HTTP/1.1\r\nHost: [::1]x\r\n\r\n", 400),
@@ -609,8 +633,11 @@ static const struct {
     const char *in;
     size_t      len;
     const char *out;        /* NULL: PT_ERROR */
+    const char *why;        /* on PT_ERROR: a word of the reason */
 } paths[] = {
-#define P(in, out) { in, sizeof(in) - 1, out }
+#define P(in, out) { in, sizeof(in) - 1, out, NULL }
+#define PR(in, why) { in, sizeof(in) - 1, NULL, why }
+    /* "//", ".", ".." */
     P("/", "/"),
     P("/a/b", "/a/b"),
     P("/a/b/", "/a/b/"),
@@ -626,32 +653,115 @@ static const struct {
     P("/a/..", "/"),
     P("/a/b/c/../../d", "/a/d"),
     P("/a/./../b/./c/", "/b/c/"),
-    P("/..", NULL),
-    P("/../a", NULL),
-    P("/a/../..", NULL),
-    P("/a/../../b", NULL),
-    P("/%2e%2e/", NULL),
-    P("/%2E%2e", NULL),
-    P("/a/%2e%2e/b", "/b"),
-    P("/a/%2E/b", "/a/b"),
-    P("/%41%62c", "/Abc"),
-    P("/a%2fb", "/a/b"),
-    P("/a%2F%2Fb", "/a/b"),
-    P("/%c3%a9", "/\xc3\xa9"),
-    P("/%zz", NULL),
-    P("/%4", NULL),
-    P("/a%", NULL),
-    P("/%g1", NULL),
-    P("/%00", NULL),
-    P("/a%00b", NULL),
-    P("/a\0b", NULL),
+    P("/x/../admin", "/admin"),
+    PR("/..", "root"),
+    PR("/../a", "root"),
+    PR("/a/../..", "root"),
+    PR("/a/../../b", "root"),
     P("/...", "/..."),
     P("/.a/..b/c.", "/.a/..b/c."),
     P("/a/.../..", "/a/"),
-    P("", NULL),
-    P("a/b", NULL),
-    P("%2fa", "/a"),
+    /* percent-decoding */
+    P("/%41%62c", "/Abc"),
+    P("/a%2eb", "/a.b"),
+    P("/%c3%a9", "/\xc3\xa9"),
+    P("/%C3%A9", "/\xc3\xa9"),
+    P("/%3b", "/;"),                    /* a decoded ';' is data, not a parameter */
+    P("/a%3bx/b", "/a;x/b"),
+    P("/%20", "/ "),
+    P("/100%25", "/100%"),              /* a '%' not followed by two hex digits */
+    P("/100%25off", "/100%off"),
+    P("/%25a", "/%a"),
+    PR("/%zz", "percent-encoding"),
+    PR("/%4", "percent-encoding"),
+    PR("/a%", "percent-encoding"),
+    PR("/a%4", "percent-encoding"),
+    PR("/%g1", "percent-encoding"),
+    PR("/%1g", "percent-encoding"),
+    PR("/%u002e", "percent-encoding"),  /* IIS's %u form */
+    PR("/%%41", "percent-encoding"),
+    /* NUL */
+    PR("/%00", "NUL"),
+    PR("/a%00b", "NUL"),
+    PR("/a%00", "NUL"),
+    PR("/a\0b", "NUL"),
+    PR("/a;x%00", "NUL"),               /* in a parameter too */
+    /* double encoding */
+    PR("/x/%252e%252e/admin", "double"),
+    PR("/%2541", "double"),
+    PR("/%25%34%31", "double"),         /* "%41" after one decoding, however spelled */
+    PR("/%25a%31", "double"),
+    PR("/a;%252f", "double"),
+    /* UTF-8 after decoding */
+    P("/%e2%82%ac", "/\xe2\x82\xac"),
+    P("/%f0%9f%98%80", "/\xf0\x9f\x98\x80"),
+    P("/%ed%9f%bf", "/\xed\x9f\xbf"),   /* U+D7FF, just below the surrogates */
+    P("/%f4%8f%bf%bf", "/\xf4\x8f\xbf\xbf"), /* U+10FFFF */
+    PR("/%c0%ae%c0%ae/admin", "overlong"),
+    PR("/%c0%af", "overlong"),
+    PR("/%c1%bf", "overlong"),
+    PR("/%e0%80%ae", "UTF-8"),          /* overlong, three bytes */
+    PR("/%f0%80%80%ae", "UTF-8"),       /* overlong, four bytes */
+    PR("/%ed%a0%80", "UTF-8"),          /* a surrogate */
+    PR("/%f4%90%80%80", "UTF-8"),       /* past U+10FFFF */
+    PR("/%f5%80%80%80", "UTF-8"),
+    PR("/%ff", "UTF-8"),
+    PR("/%80", "UTF-8"),                /* a lone continuation byte */
+    PR("/%e9", "UTF-8"),                /* Latin-1 */
+    PR("/%c3", "UTF-8"),                /* cut short at the end */
+    PR("/%c3/", "UTF-8"),               /* cut short by a '/' */
+    PR("/a;%f1/%9f%98%80", "UTF-8"),    /* begun in a parameter, ended after the '/' */
+    PR("/a;%c3/%a9", "UTF-8"),
+    PR("/%c3%c3%a9", "UTF-8"),
+    PR("/%e2%82", "UTF-8"),
+    P("/\xc3\xa9", "/\xc3\xa9"),          /* raw bytes (the parser refuses them first) */
+    PR("/\xe9", "UTF-8"),
+    /* backslash */
+    PR("/x\\..\\admin", "backslash"),
+    PR("/\\admin", "backslash"),
+    PR("/%5cadmin", "backslash"),
+    PR("/%5Cadmin", "backslash"),
+    PR("/a;\\", "backslash"),
+    /* ;params */
+    P("/admin;jsessionid=1", "/admin"),
+    P("/a;x/b;y=1;z/c", "/a/b/c"),
+    P("/a;", "/a"),
+    P("/;x/a", "/a"),
+    P("/a/;x", "/a/"),
+    P("/a;x/", "/a/"),
+    P("/a;x=%41", "/a"),
+    P("/a;x/../b", "/b"),               /* a real ".." removes the segment */
+    PR("/x/..;/admin", "parameter"),
+    PR("/x/..;x=1/admin", "parameter"),
+    PR("/x/.;/admin", "parameter"),
+    PR("/x/..;", "parameter"),
+    PR("/a;%2f..%2f..%2fadmin", "slash"),  /* a decode-first origin sees "/a;/../../admin" */
+    PR("/a;x%2Fb", "slash"),
+    PR("/a;%c0%ae", "overlong"),
+    /* dot-segments spelled otherwise */
+    PR("/%2e%2e/", "percent-encoding"),
+    PR("/a/%2e%2e/b", "percent-encoding"),
+    PR("/a/%2E%2e", "percent-encoding"),
+    PR("/a/.%2e/b", "percent-encoding"),
+    PR("/a/%2e./b", "percent-encoding"),
+    PR("/a/%2E/b", "percent-encoding"),
+    PR("/a/%2e", "percent-encoding"),
+    /* encoded slashes */
+    P("/a%2fb", "/a/b"),
+    P("/a%2F%2Fb", "/a/b"),
+    P("/a%2fb/./c", "/a/b/c"),
+    P("/%2f", "/"),
+    PR("/a%2fb/../../c", "encoded slash"),
+    PR("/a/..%2fb", "encoded slash"),
+    PR("/a%2f../b", "encoded slash"),
+    PR("/a/b/../c%2fd", "encoded slash"),
+    /* not a path */
+    PR("", "'/'"),
+    PR("a/b", "'/'"),
+    PR("%2fa", "'/'"),
+    PR("\\a", "'/'"),
 #undef P
+#undef PR
 };
 
 #endif
