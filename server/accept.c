@@ -26,7 +26,7 @@ static void next_stage(pt_conn *c);
 
 /* The header is read with a peek, then exactly its bytes are taken off the socket:
  * whatever follows (a request, a TLS hello) stays for the next stage, whatever it is. */
-static void proxy_read(pt_conn *c)
+static void proxy_read(pt_conn *c, uint32_t events)
 {
     uint8_t buf[PT_PROXY_V2_MAX];
     pt_proxy_header h;
@@ -44,6 +44,11 @@ static void proxy_read(pt_conn *c)
     }
     int rc = pt_proxy_header_parse(buf, (size_t) n, &h, &err);
     if (rc == PT_AGAIN) {
+        /* a peek sees the bytes again and again: only the event tells of the peer's FIN */
+        if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+            refuse(c, "closed before a complete PROXY protocol header");
+            return;
+        }
         c->x.readable = false;          /* all there is was peeked: wait for more */
         return;
     }
@@ -79,7 +84,7 @@ static void next_stage(pt_conn *c)
                 return;
             }
             pt_conn_set_timer(c, pt_wconf->limits.client_header_timeout_ms);
-            proxy_read(c);
+            proxy_read(c, 0);
             return;
         }
     }
@@ -101,5 +106,5 @@ void pt_accept_event(pt_conn *c, uint32_t events)
         return;
     }
     if (c->stage == STAGE_PROXY)
-        proxy_read(c);
+        proxy_read(c, events);
 }
