@@ -62,7 +62,7 @@ def proxy_route(up, path_prefix="/", **opts):
     unless they start with '(' or '[')."""
     parts = ['path_prefix = "%s";' % path_prefix, 'upstream = "%s";' % up]
     for k, v in opts.items():
-        if isinstance(v, str) and v[:1] in "([":
+        if isinstance(v, str) and v[:1] in "([{":
             parts.append("%s = %s;" % (k, v))
         else:
             parts.append("%s = %s;" % (k, _val(v)))
