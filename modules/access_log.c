@@ -20,6 +20,7 @@
 #include "portico/h1.h"
 #include "portico/http.h"
 #include "portico/log.h"
+#include "portico/logfile.h"
 #include "portico/module.h"
 #include "portico/pool.h"
 
@@ -90,22 +91,13 @@ static bool to_stderr(const pt_access_log_conf *c)
 
 static int open_log(const pt_access_log_conf *c, const char *user)
 {
-    int fd = open(c->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return -1;
-    if (user && geteuid() == 0) {
-        struct passwd *pw = getpwnam(user);
-        if (pw && fchown(fd, pw->pw_uid, pw->pw_gid) < 0)
-            pt_log_errno(PT_LOG_WARN, errno, "cannot chown access log \"%s\"", c->path);
-    }
-    return fd;
+    return pt_logfile_open(c->path, user);
 }
 
 static void close_fd(void *data)
 {
     pt_access_log_conf *c = data;
-    if (c->fd > STDERR_FILENO)
-        close(c->fd);
+    pt_logfile_close(c->fd);
     c->fd = -1;
 }
 
@@ -135,15 +127,7 @@ static pt_timer  flush_timer;
 
 static void write_all(const char *d, size_t len)
 {
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(log_fd, d + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;                      /* a full disk must not stop the proxy */
-        off += (size_t) n;
-    }
+    pt_logfile_write(log_fd, d, len);
 }
 
 static void flush_buf(void)
@@ -194,19 +178,17 @@ static void access_log_reopen(pt_cycle *cy)
             pt_log_errno(PT_LOG_ERR, errno, "cannot reopen access log \"%s\"", c->path);
             return;
         }
-        if (c->fd > STDERR_FILENO)
-            close(c->fd);
+        pt_logfile_close(c->fd);
         c->fd = fd;
         return;
     }
     flush_buf();
-    int fd = open(c->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    int fd = pt_logfile_open(c->path, NULL);
     if (fd < 0) {
         pt_log_errno(PT_LOG_ERR, errno, "cannot reopen access log \"%s\"", c->path);
         return;
     }
-    if (log_fd > STDERR_FILENO)
-        close(log_fd);
+    pt_logfile_close(log_fd);
     log_fd = fd;
 }
 

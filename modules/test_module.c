@@ -6,19 +6,27 @@
  *   - a header filter (adds X-Test-Phases) and a body filter that expands every input byte
  *     into `expand` output bytes, emitted in pieces with back-pressure, both switched on
  *     per request from the headers phase;
- *   - a log handler that says what happened.
+ *   - edits of the request head in a phase (a field, the path) that the request to the
+ *     origin must carry;
+ *   - a log handler that says what happened;
+ *   - an upstream exchange with no client request at all (test_probe), the way health
+ *     checks will run, logging the server's shared counters (kept across reloads).
  *
+ *   test_probe = { upstream = "app"; path = "/probe"; interval_ms = 200; };
  *   routes = ( { path_prefix = "/t/"; upstream = "app";
- *                test = { suspend_ms = 20; expand = 1024; deny = false; }; } );
+ *                test = { suspend_ms = 20; expand = 1024; deny = false; path = "/x"; }; } );
  */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "portico/conf.h"
+#include "portico/cycle-t.h"
 #include "portico/event.h"
 #include "portico/http.h"
 #include "portico/log.h"
 #include "portico/module.h"
 #include "portico/pool.h"
+#include "portico/upstream.h"
 
 extern pt_module pt_test_module;
 
@@ -29,7 +37,15 @@ typedef struct test_route_conf {
     uint32_t suspend_ms;
     uint32_t expand;        /* 0: no body filter */
     bool     deny;
+    pt_str   path;          /* rewrites the request's path in the headers phase */
 } test_route_conf;
+
+typedef struct test_main_conf {
+    const char        *probe_upstream;
+    const char        *probe_path;
+    uint32_t           probe_interval_ms;
+    config_setting_t  *probe_setting;
+} test_main_conf;
 
 typedef struct test_ctx {
     pt_request *r;
@@ -50,8 +66,30 @@ static const pt_conf_key test_group_keys[] = {
     { "suspend_ms", 0, pt_conf_set_uint32, offsetof(test_route_conf, suspend_ms), 0, 10000, NULL },
     { "expand", 0, pt_conf_set_uint32, offsetof(test_route_conf, expand), 0, 65536, NULL },
     { "deny", 0, pt_conf_set_bool, offsetof(test_route_conf, deny), 0, 0, NULL },
+    { "path", 0, pt_conf_set_pstr, offsetof(test_route_conf, path), 1, 1024, NULL },
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
+
+static const pt_conf_key probe_keys[] = {
+    { "upstream", 0, pt_conf_set_str, offsetof(test_main_conf, probe_upstream), 1, 256, NULL },
+    { "path", 0, pt_conf_set_str, offsetof(test_main_conf, probe_path), 1, 1024, NULL },
+    { "interval_ms", 0, pt_conf_set_uint32, offsetof(test_main_conf, probe_interval_ms),
+      10, 60000, NULL },
+    { NULL, 0, NULL, 0, 0, 0, NULL }
+};
+
+static int set_probe(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, void *base)
+{
+    test_main_conf *mc = base;
+    mc->probe_path = "/";
+    mc->probe_interval_ms = 200;
+    mc->probe_setting = s;
+    if (pt_conf_parse_group(cx, s, probe_keys, mc) != PT_OK)
+        return PT_ERROR;
+    if (mc->probe_upstream == NULL)
+        return pt_conf_error(cx, s, "needs an upstream");
+    return PT_OK;
+}
 
 static int set_test(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, void *base)
 {
@@ -64,14 +102,128 @@ static int set_test(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, 
 
 static const pt_conf_key test_keys[] = {
     { "test", PT_SCOPE_ROUTE, set_test, 0, 0, 0, NULL },
+    { "test_probe", PT_SCOPE_MAIN, set_probe, 0, 0, 0, NULL },
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
+
+static int test_conf_check(pt_conf_ctx *cx, pt_conf *conf)
+{
+    test_main_conf *mc = pt_main_conf(conf, pt_test_module);
+    if (mc->probe_upstream && pt_upstream_find(conf, mc->probe_upstream) == NULL)
+        return pt_conf_error(cx, config_setting_get_member(mc->probe_setting, "upstream"),
+                             "no upstream named \"%s\"", mc->probe_upstream);
+    return PT_OK;
+}
+
+/* ---- an exchange with no client: what a health check does ---- */
+
+typedef struct test_probe {
+    pt_upx         x;
+    pt_timer       timer;
+    pt_pool       *pool;
+    const pt_upstream *up;
+    const char    *path;
+    uint32_t       interval_ms;
+    uint64_t       body_len;
+    bool           running;
+} test_probe;
+
+static test_probe *probe;
+
+static void probe_end(test_probe *pb, const char *outcome)
+{
+    const pt_upstream_server *sv = pb->x.server;
+    const pt_upstream_shared *sh = sv ? sv->shared : NULL;
+    pt_log(PT_LOG_INFO, "test probe: upstream \"%s\" server %s: %s, %llu body bytes; shared: "
+           "%llu requests, %lld in flight", pb->up->name, sv ? sv->addr_text : "-", outcome,
+           (unsigned long long) pb->body_len,
+           sh ? (unsigned long long) __atomic_load_n(&sh->requests, __ATOMIC_RELAXED) : 0ull,
+           sh ? (long long) __atomic_load_n(&sh->active, __ATOMIC_RELAXED) : 0ll);
+    pb->running = false;
+    pt_loop_timer(pt_loop_cur, &pb->timer, pb->interval_ms);
+}
+
+static int probe_body(pt_upx *x, const char **d, size_t *n)
+{
+    return PT_DONE;
+}
+
+static void probe_data(pt_upx *x)
+{
+    test_probe *pb = x->owner;
+    for (;;) {
+        const char *d;
+        size_t n;
+        int rc = pt_upx_read(x, &d, &n);
+        if (rc == PT_AGAIN || rc == PT_ERROR)
+            return;                     /* more later, or probe_fail ran */
+        pb->body_len += n;
+        if (rc == PT_DONE) {
+            char what[32];
+            snprintf(what, sizeof(what), "status %u", x->ri.status);
+            pt_upx_finish(x);
+            probe_end(pb, what);
+            return;
+        }
+    }
+}
+
+static void probe_fail(pt_upx *x)
+{
+    probe_end(x->owner, x->why ? x->why : "failed");
+}
+
+static const pt_upx_handler probe_handler = {
+    .body = probe_body,
+    .head = probe_data,
+    .data = probe_data,
+    .fail = probe_fail,
+};
+
+static void probe_fire(pt_timer *t)
+{
+    test_probe *pb = t->data;
+    if (pb->running)
+        return;
+    pt_pool_reset(pb->pool);
+    pt_upx_init(&pb->x, pb->up, &probe_handler, pb, NULL);
+    pb->x.pool = pb->pool;
+    pb->x.req.method = PT_STR("GET");
+    pb->x.req.method_id = PT_M_GET;
+    pb->x.req.target = (pt_str) { strlen(pb->path), pb->path };
+    pb->body_len = 0;
+    pb->running = true;
+    pt_upx_start(&pb->x);
+}
 
 static int test_worker_init(pt_cycle *cy)
 {
     for (size_t i = 0; i < sizeof(pattern); i++)
         pattern[i] = (char) ('a' + i % 26);
+    test_main_conf *mc = pt_main_conf(cy->conf, pt_test_module);
+    if (mc->probe_upstream == NULL)
+        return PT_OK;
+    probe = calloc(1, sizeof(*probe));
+    if (probe == NULL || (probe->pool = pt_pool_create(4096)) == NULL)
+        return PT_ERROR;
+    probe->up = pt_upstream_find(cy->conf, mc->probe_upstream);
+    probe->path = mc->probe_path;
+    probe->interval_ms = mc->probe_interval_ms;
+    pt_timer_init(&probe->timer, probe_fire, probe);
+    pt_loop_timer(pt_loop_cur, &probe->timer, 1);
     return PT_OK;
+}
+
+static void test_worker_exit(pt_cycle *cy)
+{
+    if (probe == NULL)
+        return;
+    pt_timer_del(&pt_loop_cur->timers, &probe->timer);
+    if (probe->running)
+        pt_upx_abort(&probe->x);
+    pt_pool_destroy(probe->pool);
+    free(probe);
+    probe = NULL;
 }
 
 static void test_resume(pt_timer *t)
@@ -110,8 +262,14 @@ static int test_phase(pt_request *r, unsigned phase, const char *name)
                      tx->phases_len ? "," : "", name);
     if (n > 0)
         tx->phases_len += (size_t) n;
-    if (phase == PT_PHASE_HEADERS && pt_http_filter_on(r, &pt_test_module) != PT_OK)
-        return PT_ERROR;
+    if (phase == PT_PHASE_HEADERS) {
+        /* the head is the module's to edit: the request to the origin is built from it */
+        if (pt_http_filter_on(r, &pt_test_module) != PT_OK
+            || pt_http_req_header_set(r, PT_STR("X-Test"), PT_STR("edited")) != PT_OK)
+            return PT_ERROR;
+        if (tc->path.len)
+            r->head.path = tc->path;
+    }
     if (phase == PT_PHASE_ACCESS && tc->deny) {
         r->error_reason = "denied by the test module";
         return 403;
@@ -186,8 +344,11 @@ static void test_log(pt_request *r)
 pt_module pt_test_module = {
     .name = "test",
     .keys = test_keys,
+    .main_conf_size = sizeof(test_main_conf),
     .route_conf_size = sizeof(test_route_conf),
+    .conf_check = test_conf_check,
     .worker_init = test_worker_init,
+    .worker_exit = test_worker_exit,
     .phase = { test_headers, test_access, test_precontent },
     .header_filter_order = 100,
     .header_filter = test_header_filter,

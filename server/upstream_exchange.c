@@ -155,6 +155,7 @@ void pt_upx_init(pt_upx *x, const pt_upstream *up, const pt_upx_handler *h, void
     x->h = h;
     x->owner = owner;
     x->r = r;
+    x->pool = r ? r->pool : NULL;
     x->req.body_length = PT_UPX_NO_BODY;
 }
 
@@ -183,7 +184,7 @@ void pt_upx_start(pt_upx *x)
 static int build_head(pt_upx *x)
 {
     const pt_upx_req *q = &x->req;
-    pt_pool *pool = x->r ? x->r->pool : NULL;
+    pt_pool *pool = x->pool;
     pt_str host = q->host.len ? q->host : x->server->authority;
     bool close = x->up->keepalive == 0 && q->upgrade.len == 0;
     size_t size = q->method.len + q->target.len + host.len + q->connection.len

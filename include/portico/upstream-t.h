@@ -14,6 +14,7 @@
 #include "portico/buf-t.h"
 #include "portico/event-t.h"
 #include "portico/h1-t.h"
+#include "portico/pool-t.h"
 #include "portico/str-t.h"
 #include "portico/timer-t.h"
 #include "portico/xprt-t.h"
@@ -187,6 +188,7 @@ struct pt_upx {
     const pt_upx_handler     *h;
     void                     *owner;
     pt_request               *r;            /* the client request it serves, or NULL */
+    pt_pool                  *pool;         /* for the request head: r's, or the owner's */
     pt_upx_req                req;
     pt_upx_state              state;
     pt_upconn                *uc;

@@ -41,7 +41,8 @@ ssize_t pt_upconn_read(pt_upconn *uc, size_t max);
 /* ---- the upstream exchange ---- */
 
 /* Prepares x for one request to up on behalf of owner (r: the client request it serves,
- * or NULL). The caller fills x->req, then calls pt_upx_start. */
+ * or NULL: then the owner sets x->pool, where the head is written). The caller fills
+ * x->req, then calls pt_upx_start. */
 void pt_upx_init(pt_upx *x, const pt_upstream *up, const pt_upx_handler *h, void *owner,
                  pt_request *r);
 void pt_upx_start(pt_upx *x);

@@ -4,7 +4,7 @@
 # from a timer; a refusal from the access phase; a header filter; a body filter that turns
 # 1 KiB into 1 MiB for a slow reader, with back-pressure; filters switched on per request,
 # so a route without them still relays its body by splice.
-import hashlib, os, socket, sys, time
+import hashlib, os, re, socket, subprocess, sys, time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from proxytest import *
@@ -15,7 +15,9 @@ if not os.path.exists(BIN):
 
 small = Origin.fixed(body=b"k" * 1024)
 big = Origin.large(4 << 20)
+echo = Origin.echo()
 routes = [
+    proxy_route("echo", "/edit/", test='{ path = "/rewritten"; }'),
     proxy_route("small", "/grow/", test="{ expand = 1024; }"),
     proxy_route("small", "/slowphases/", test="{ suspend_ms = 30; }"),
     proxy_route("small", "/deny/", test="{ deny = true; suspend_ms = 10; }"),
@@ -23,8 +25,8 @@ routes = [
     proxy_route("big", "/big/"),
     proxy_route("small", "/"),
 ]
-p = Portico(proxy_config([upstream("small", [small.address]), upstream("big", [big.address])], routes),
-            bin=BIN)
+p = Portico(proxy_config([upstream("small", [small.address]), upstream("big", [big.address]),
+                          upstream("echo", [echo.address])], routes), bin=BIN)
 w = the_worker(p)
 
 
@@ -118,5 +120,46 @@ is_((r.status, len(r.body), r.header("X-Test-Phases")), (200, 4 << 20, None),
     "the same origin on a route without the test module: complete, no filter")
 cmp_ok(pipe_count(w), ">", p0, "...relayed by splice (a pipe was taken): filters are per request")
 
-is_(small.errors + big.errors, [], "the origins saw only well-formed requests")
+# --- the request head is the modules' to edit --------------------------------------------------
+r = p.get("/edit/x?q=1")
+req = echo.received[-1]
+is_((r.status, req.target, req.header("X-Test")), (200, "/rewritten?q=1", "edited"),
+    "a phase edits the head (a field, the path): the request to the origin is built from it")
+
+# --- an upstream exchange with no client request (what health checks will do) ---------------------
+probed = Origin.fixed(body=b"alive\n")
+PROBE = proxy_config([upstream("pr", [probed.address])], [proxy_route("pr", "/")],
+                     extra='test_probe = { upstream = "pr"; path = "/probe"; interval_ms = 50; };')
+p2 = Portico(PROBE, bin=BIN)
+ok(probed.wait_requests(3, 5) >= 3, "the probe sends requests with no client behind them")
+is_(sorted(set(q.target for q in probed.received)), ["/probe"], "...GET /probe each time")
+LINE = (r'test probe: upstream "pr" server 127\.0\.0\.1:%d: status 200, 6 body bytes; shared: '
+        r'(\d+) requests, 0 in flight' % probed.port)
+ok(p2.wait_log(LINE, 3), "the exchange's owner gets the head and the body, and the server's shared "
+   "counters (nothing in flight once it is over)")
+
+
+def last_count():
+    found = re.findall(LINE, p2.error_log())
+    return int(found[-1]) if found else 0
+
+
+before = last_count()
+mark = p2.log_mark()
+p2.reload(PROBE)
+ok(p2.wait_log(r"reload finished", 10, mark), "reload")
+ok(wait_for(lambda: len(re.findall(LINE, p2.error_log()[mark:])) >= 2, 5), "the new workers probe too")
+after = int(re.findall(LINE, p2.error_log()[mark:])[0])
+cmp_ok(after, ">", before, "the shared zone is kept across the reload: the server's request count "
+       "goes on (%d before, %d after)" % (before, after))
+p2.stop()
+
+bad = PROBE.replace('upstream = "pr"; path', 'upstream = "nope"; path')
+p.write_config(bad, os.path.join(p.tmp, "bad.conf"))
+res = subprocess.run([BIN, "-t", "-c", os.path.join(p.tmp, "bad.conf")], capture_output=True, text=True,
+                     timeout=30)
+like(res.stdout + res.stderr, r"bad\.conf:\d+: key 'test_probe\.upstream': no upstream named \"nope\"",
+     "-t: a probe naming a missing upstream, file:line")
+
+is_(small.errors + big.errors + echo.errors + probed.errors, [], "the origins saw only well-formed requests")
 done_testing()
