@@ -101,6 +101,7 @@ void pt_accept_start(pt_conn *c)
 
 void pt_accept_event(pt_conn *c, uint32_t events)
 {
+    PT_ASSERT(c->proto == NULL && !c->closed);
     if (events == 0) {
         refuse(c, "no PROXY protocol header within client_header_timeout_ms");
         return;

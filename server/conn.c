@@ -110,6 +110,7 @@ void pt_conn_accepted(pt_listener *l, int fd, struct sockaddr *sa, socklen_t len
 
 void pt_conn_start_session(pt_conn *c)
 {
+    PT_ASSERT(c->proto == NULL && c->session == NULL);
     c->proto = &pt_h1_session;
     c->session = c + 1;
     c->proto->start(c);

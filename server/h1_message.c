@@ -71,6 +71,7 @@ static int tunnel_read(pt_request *r, const char **data, size_t *len)
 int pt_h1_read_body(pt_request *r, const char **data, size_t *len)
 {
     pt_conn *c = r->conn;
+    PT_ASSERT(r->sess == &pt_h1_session && h1_of(c)->req == r);
     h1_stream *st = r->stream;
     const uint64_t max = pt_wconf->limits.max_body_size;
 
@@ -158,6 +159,7 @@ int pt_h1_read_body(pt_request *r, const char **data, size_t *len)
 int pt_h1_send_head(pt_request *r)
 {
     pt_conn *c = r->conn;
+    PT_ASSERT(h1_of(c)->req == r && h1_of(c)->state == H1_ACTIVE && !r->header_sent);
     h1_stream *st = r->stream;
     unsigned status = r->status;
     bool bodyless_status = status < 200 || status == 204 || status == 304;
@@ -253,6 +255,7 @@ int pt_h1_send_head(pt_request *r)
 int pt_h1_send_body(pt_request *r, const char *data, size_t len, bool last)
 {
     pt_conn *c = r->conn;
+    PT_ASSERT(h1_of(c)->req == r && r->header_sent);
     h1_stream *st = r->stream;
     if (r->resp_body_done)
         return len ? PT_ERROR : PT_OK;

@@ -21,6 +21,7 @@ static void read_head(h1_session *s);
 static void h1_start(pt_conn *c)
 {
     h1_session *s = h1_of(c);
+    PT_ASSERT(c->proto == &pt_h1_session && s->req == NULL);
     s->c = c;
     s->step.fn = h1_step;
     s->state = H1_HEAD;
@@ -554,6 +555,7 @@ static void h1_release(pt_conn *c)
 static void h1_finish(pt_request *r)
 {
     pt_conn *c = r->conn;
+    PT_ASSERT(h1_of(c)->req == r && r->finalized && !r->aborted);
     int f = pt_conn_flush(c);
     if (f == PT_ERROR) {
         pt_http_abort(r, "client connection failed");
@@ -568,6 +570,7 @@ static void h1_finish(pt_request *r)
 
 static void h1_abort(pt_request *r)
 {
+    PT_ASSERT(h1_of(r->conn)->req == r && r->aborted);
     pt_defer_add(pt_loop_cur, &h1_of(r->conn)->step);
 }
 

@@ -190,6 +190,7 @@ void pt_http_finalize(pt_request *r, int rc)
         }
         rc = PT_ERROR;
     }
+    PT_ASSERT(rc == PT_OK || rc == PT_ERROR);
     r->finalized = true;
     r->on_write = NULL;
     r->on_body = NULL;

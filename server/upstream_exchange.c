@@ -170,6 +170,7 @@ static void expect_fire(pt_timer *t)
 
 void pt_upx_start(pt_upx *x)
 {
+    PT_ASSERT(x->state == PT_UPX_IDLE && x->uc == NULL && x->pool != NULL);
     pt_timer_init(&x->expect_timer, expect_fire, x);
     x->t_start = pt_loop_cur->now;
     x->state = PT_UPX_CONNECT;
@@ -251,6 +252,7 @@ static int build_head(pt_upx *x)
 static void start_exchange(pt_upx *x)
 {
     pt_upconn *uc = x->uc;
+    PT_ASSERT(uc != NULL && !uc->pooled && x->server == uc->server);
     uc->handler = upx_event;
     uc->owner = x;
     if (pt_upconn_alloc_in(uc) != PT_OK) {
@@ -717,6 +719,7 @@ ssize_t pt_upx_splice(pt_upx *x, int pipe_wr, size_t max)
 
 void pt_upx_tunnel(pt_upx *x)
 {
+    PT_ASSERT(x->state == PT_UPX_BODY && x->ri.status == 101);
     x->state = PT_UPX_TUNNEL;
     pt_upx_log(x, PT_LOG_DEBUG, 0, "tunnel open");
     arm(x);
