@@ -57,7 +57,11 @@ static void lower_host(pt_request *r)
     /* the host without its port (IPv6 keeps its brackets) */
     pt_str a = r->head.authority;
     size_t n = a.len;
-    if (n && a.data[0] == '[') {
+    if (n == 0) {
+        r->host = PT_STR_NULL;
+        return;
+    }
+    if (a.data[0] == '[') {
         const char *rb = memchr(a.data, ']', n);
         n = rb ? (size_t) (rb - a.data) + 1 : n;
     } else {

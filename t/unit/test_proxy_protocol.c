@@ -66,7 +66,8 @@ static size_t v2(uint8_t *b, uint8_t vercmd, uint8_t fam, const uint8_t *body, s
     b[13] = fam;
     b[14] = (uint8_t) (blen >> 8);
     b[15] = (uint8_t) blen;
-    memcpy(b + 16, body, blen);
+    if (blen)
+        memcpy(b + 16, body, blen);
     return 16 + blen;
 }
 
