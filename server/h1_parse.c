@@ -369,14 +369,16 @@ int pt_h1_parse_head(pt_h1_parser *p, const char *buf, size_t len, pt_h1_head *h
                                : "invalid character in header field name");
 
         case S_NAME:
-            /* '_' is noted on the way (no second look at the names later): a name with
-             * one may read as another field to an origin that maps '-' to '_' (CGI). */
-            for (c = 0; off < end && pt_h1_is(b[off], PT_H1_C_TCHAR); off++)
-                c |= b[off] == '_';
-            if (c)
-                h->underscore = true;
+            while (off < end && pt_h1_is(b[off], PT_H1_C_TCHAR))
+                off++;
             if (off == end)
                 goto more;
+            /* a name with '_' may read as another field to an origin that maps '-' to '_'
+             * (CGI): noted once the name is whole, so the request engine's policy looks
+             * at the fields only when one has it (memchr: no cost in the byte loop) */
+            if (p->kind == PT_H1_REQUEST
+                && memchr(b + p->name_start, '_', off - p->name_start))
+                h->underscore = true;
             c = b[off];
             if (c != ':') {
                 if (c == ' ' || c == '\t')

@@ -49,7 +49,7 @@ typedef struct pt_h1_head {
     uint32_t   nheaders;
     uint32_t   max_headers;
     size_t     len;         /* bytes of the head incl. the final empty line (when complete) */
-    bool       underscore;  /* some field name contains '_': the request engine's field
+    bool       underscore;  /* (requests) some field name contains '_': the request engine's field
                              * policy needs a pass over the fields only then */
 } pt_h1_head;
 
