@@ -40,7 +40,8 @@ static void h1_start(pt_conn *c)
 static pt_request *new_request(h1_session *s)
 {
     pt_conn *c = s->c;
-    pt_request *r = pt_http_request_new(c, &pt_h1_session, sizeof(h1_stream));
+    pt_request *r = pt_http_request_new(c, &pt_h1_session, sizeof(h1_stream),
+                                        offsetof(h1_stream, parser));
     if (r == NULL)
         return NULL;
     h1_stream *st = r->stream;

@@ -31,7 +31,6 @@ typedef struct h1_session {
 
 /* Per request, in the request's pool (not in the idle footprint). */
 typedef struct h1_stream {
-    pt_h1_parser   parser;
     pt_h1_head     h;
     pt_h1_req_info info;
     char          *body_base;    /* where body bytes start in the connection buffer */
@@ -40,6 +39,7 @@ typedef struct h1_stream {
     uint64_t       sent_at_start;    /* c->out.sent when the request began */
     bool           resp_chunked;
     bool           shut_wr;      /* tunnel: half-close once output drains */
+    pt_h1_parser   parser;       /* last: set up by its init, not zeroed */
 } h1_stream;
 
 #define h1_of(c)      ((h1_session *) (c)->session)

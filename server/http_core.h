@@ -51,7 +51,10 @@ void pt_accept_start(pt_conn *c);
 void pt_accept_event(pt_conn *c, uint32_t events);
 
 /* http_request.c: the request engine */
-pt_request *pt_http_request_new(pt_conn *c, const pt_session_ops *s, size_t stream_size);
+/* A request of session s on c, with stream_size bytes of the session's own state after it
+ * (the first stream_zero of them zeroed). */
+pt_request *pt_http_request_new(pt_conn *c, const pt_session_ops *s, size_t stream_size,
+                                size_t stream_zero);
 /* The session filled r->head (and the body state): check it, route it, run the phases
  * and the content handler. */
 void pt_http_process(pt_request *r);

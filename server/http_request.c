@@ -30,15 +30,18 @@ void pt_http_init_worker(void)
     pt_http_filters_init();
 }
 
-pt_request *pt_http_request_new(pt_conn *c, const pt_session_ops *s, size_t stream_size)
+pt_request *pt_http_request_new(pt_conn *c, const pt_session_ops *s, size_t stream_size,
+                                size_t stream_zero)
 {
     pt_pool *pool = pt_conn_pool(c);
     if (pool == NULL)
         return NULL;
     size_t ctx_size = pt_nmodules * sizeof(void *);
-    pt_request *r = pt_pcalloc(pool, sizeof(*r) + ctx_size + stream_size);
+    pt_request *r = pt_palloc(pool, sizeof(*r) + ctx_size + stream_size);
     if (r == NULL)
         return NULL;
+    /* the session's state past stream_zero is set up by the session itself */
+    memset(r, 0, sizeof(*r) + ctx_size + stream_zero);
     r->conn = c;
     r->sess = s;
     r->pool = pool;

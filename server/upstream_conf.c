@@ -200,7 +200,9 @@ static int upstreams_zone_init(pt_shm_zone *z, bool reused)
     pt_conf *conf = z->data;
     upstreams_zone *uz = z->addr;
     if (!reused || uz->magic != UPSTREAMS_MAGIC || uz->nslots != UPSTREAMS_SLOTS) {
-        memset(uz, 0, z->size);
+        /* a new mapping is zero already: clearing it would only touch every page */
+        if (reused)
+            memset(uz, 0, z->size);
         uz->magic = UPSTREAMS_MAGIC;
         uz->nslots = UPSTREAMS_SLOTS;
     }
@@ -212,16 +214,21 @@ static int upstreams_zone_init(pt_shm_zone *z, bool reused)
             char key[sizeof(((pt_upstream_shared *) 0)->key)];
             size_t klen = key_of(up, sv, key);
             pt_upstream_shared *found = NULL, *spare = NULL;
+            /* slots are taken in order and never given back, only reused: the used ones
+             * come first, and the scan stops at the first free one (the pages past it are
+             * never touched) */
             for (uint32_t i = 0; i < uz->nslots && klen; i++) {
                 pt_upstream_shared *sl = &uz->slot[i];
-                if (sl->key[0] && memcmp(sl->key, key, klen) == 0) {
+                if (sl->key[0] == 0) {
+                    spare = sl;
+                    break;
+                }
+                if (memcmp(sl->key, key, klen) == 0) {
                     found = sl;
                     break;
                 }
-                /* a free slot first, else the one unused longest */
-                if (sl->generation < gen
-                    && (spare == NULL || (spare->key[0] && (sl->key[0] == 0
-                                                            || sl->generation < spare->generation))))
+                /* when every slot is taken: the one unused longest */
+                if (sl->generation < gen && (spare == NULL || sl->generation < spare->generation))
                     spare = sl;
             }
             if (found == NULL && spare) {

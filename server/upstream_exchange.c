@@ -149,8 +149,8 @@ static void fail(pt_upx *x, unsigned status, int err, const char *why)
 void pt_upx_init(pt_upx *x, const pt_upstream *up, const pt_upx_handler *h, void *owner,
                  pt_request *r)
 {
-    /* the response-header array at the end (4 KiB) needs no zeroing: the parser fills it */
-    memset(x, 0, offsetof(pt_upx, rheaders));
+    /* what each attempt sets up (the parser, the 4 KiB header array) needs no zeroing */
+    memset(x, 0, offsetof(pt_upx, parser));
     x->up = up;
     x->h = h;
     x->owner = owner;
@@ -172,6 +172,7 @@ void pt_upx_start(pt_upx *x)
 {
     PT_ASSERT(x->state == PT_UPX_IDLE && x->uc == NULL && x->pool != NULL);
     pt_timer_init(&x->expect_timer, expect_fire, x);
+    x->chunked.error = NULL;
     x->t_start = pt_loop_cur->now;
     x->state = PT_UPX_CONNECT;
     connect_next(x);

@@ -212,16 +212,12 @@ struct pt_upx {
     bool                      req_sent;     /* head and whole body written */
     bool                      write_failed;
     bool                      expect_wait;  /* waiting for the origin's 100 Continue */
-    pt_timer                  expect_timer;
 
     /* the response */
-    pt_h1_parser              parser;
-    pt_h1_head                resp;
     pt_h1_resp_info           ri;
     bool                      resp_any;     /* a response byte arrived */
     bool                      head_done;
     uint64_t                  remaining;    /* PT_BODY_LENGTH */
-    pt_h1_chunked             chunked;
     bool                      extra_bytes;  /* bytes after the response: never reuse */
     bool                      body_done;
     bool                      tunnel_in_eof;    /* tunnel: the origin closed its side */
@@ -232,7 +228,12 @@ struct pt_upx {
     bool                      client_failed;/* the owner's body source failed */
     uint64_t                  t_start;      /* monotonic ms */
 
-    pt_header                 rheaders[128];   /* last: not zeroed per exchange */
+    /* set up by each attempt (start_exchange), not zeroed by pt_upx_init */
+    pt_h1_parser              parser;
+    pt_h1_head                resp;
+    pt_h1_chunked             chunked;
+    pt_timer                  expect_timer;
+    pt_header                 rheaders[128];
 };
 
 #endif
