@@ -36,6 +36,9 @@ typedef struct least_state {
     unsigned *leaf;             /* per server: its leaf, NONE when not in the set */
     uint64_t *pass;             /* per server: round-robin tie break */
     uint64_t  vt;
+    double    avg_us;           /* least_time: this worker's recent response times, for a
+                                 * server with none measured yet (neither a magnet nor
+                                 * shunned) */
     unsigned  sweep;
     unsigned *aside;
 } least_state;
@@ -48,7 +51,7 @@ static double score(const pt_upstream_rt *rt, const least_state *st, unsigned s)
     if (!st->time)
         return load;
     uint64_t t = __atomic_load_n(&sh->resp_ewma_us, __ATOMIC_RELAXED);
-    return load * (double) (t + 1);
+    return load * (t ? (double) t : st->avg_us + 1);
 }
 
 static inline bool better(const least_state *st, unsigned a, unsigned b)
@@ -207,7 +210,11 @@ static void least_report(pt_upstream_rt *rt, void *state, unsigned s,
                          const pt_upstream_result *res)
 {
     least_state *st = state;
-    if (st->time && st->leaf[s] != NONE)
+    if (!st->time)
+        return;
+    if (res->outcome == PT_UP_OK)
+        st->avg_us = st->avg_us ? st->avg_us + ((double) res->us - st->avg_us) / 16 : res->us;
+    if (st->leaf[s] != NONE)
         reread(rt, st, st->leaf[s]);
 }
 
