@@ -23,8 +23,17 @@ __all__ = list(_px_all) + ["named_origins", "named_origin", "load", "Load", "Loa
 
 def named_origin(name, delay=0.0, status=200, **kw):
     """An origin answering every request with its name as the body (X-Server too), after
-    `delay` seconds; .status can be changed while it runs (health checks)."""
+    `delay` seconds, with .status. Requests for /health* are health probes: answered with
+    .health (status), .health_body after .health_delay seconds, their arrival times kept
+    in .probe_times. All of these can be changed while it runs."""
     def h(o, c, req):
+        if req.target.startswith("/health"):
+            with o.lock:
+                o.probe_times.append(time.monotonic())
+            if o.health_delay:
+                time.sleep(o.health_delay)
+            c.sendall(response_bytes(o.health, [], o.health_body, close=wants_close(req)))
+            return True
         if o.delay:
             time.sleep(o.delay)
         st = o.status
@@ -34,6 +43,8 @@ def named_origin(name, delay=0.0, status=200, **kw):
     o = Origin(h, name=name, **kw)
     o.delay = delay
     o.status = status
+    o.health, o.health_body, o.health_delay = 200, b"healthy\n", 0.0
+    o.probe_times = []
     return o
 
 
