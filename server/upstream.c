@@ -74,6 +74,11 @@ int pt_upstream_pick(const pt_upstream *up, const pt_request *r, const uint64_t 
 
 /* ------------------------------------------------------------------ worker state */
 
+static void refresh_fire(pt_timer *t)
+{
+    pt_upstream_refresh(t->data);
+}
+
 int pt_upstream_worker_init(const pt_conf *conf)
 {
     nrts = conf->nupstreams;
@@ -92,6 +97,7 @@ int pt_upstream_worker_init(const pt_conf *conf)
         if (rt->idle == NULL || rt->set == NULL || rt->eligible == NULL || rt->eweight == NULL
             || rt->balance == NULL || up->balancer->worker_init(rt, rt->balance) != PT_OK)
             return PT_ERROR;
+        pt_timer_init(&rt->refresh_timer, refresh_fire, rt);
         pt_upstream_refresh(rt);
     }
     return pt_upstream_check_start(conf);
@@ -334,6 +340,7 @@ void pt_upstream_worker_exit(void)
     while (all_conns)
         pt_upconn_close(all_conns);
     for (unsigned i = 0; i < nrts; i++) {
+        pt_timer_del(&pt_loop_cur->timers, &rts[i].refresh_timer);
         if (rts[i].up->balancer->worker_exit)
             rts[i].up->balancer->worker_exit(&rts[i], rts[i].balance);
         free(rts[i].idle);

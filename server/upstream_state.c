@@ -17,6 +17,7 @@
 
 #include "portico/event.h"
 #include "portico/log.h"
+#include "portico/timer.h"
 #include "portico/upstream.h"
 
 #define LOAD(p)        __atomic_load_n((p), __ATOMIC_ACQUIRE)
@@ -178,8 +179,9 @@ static void passive_failure(const pt_upstream *up, const pt_upstream_server *sv,
     while (!(bits & PT_SV_DOWN_FAILS)) {
         if (CAS(&sh->down_why, &bits, bits | PT_SV_DOWN_FAILS)) {
             char why[256];
-            snprintf(why, sizeof(why), "%u failures within %u ms, the last: %s; out for %u ms",
-                     n, up->fail_timeout_ms, what ? what : "?", up->fail_timeout_ms);
+            snprintf(why, sizeof(why), "max_fails %u reached within fail_timeout_ms %u, the "
+                     "last failure: %s; out for %u ms", up->max_fails, up->fail_timeout_ms,
+                     what ? what : "?", up->fail_timeout_ms);
             publish_slot(sh, up->state_gen, why);
             return;
         }
@@ -329,7 +331,13 @@ void pt_upstream_refresh(pt_upstream_rt *rt)
         else
             rt->eligible[i] = 0;
     }
+    /* the timed changes happen on time, with or without traffic: the shared state (and
+     * the log) say when a server is tried again, not the next request */
     rt->refresh_at = next;
+    if (next == UINT64_MAX)
+        pt_timer_del(&pt_loop_cur->timers, &rt->refresh_timer);
+    else
+        pt_loop_timer(pt_loop_cur, &rt->refresh_timer, next > now ? next - now : 0);
     rt->retry_after = back == UINT64_MAX ? 10 : (unsigned) pt_max((back + 999) / 1000, 1);
     up->balancer->update(rt, rt->balance);
 }

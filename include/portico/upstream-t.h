@@ -283,6 +283,7 @@ struct pt_upstream_rt {
     uint64_t           seen_gen;    /* zone state_gen it was built from */
     uint64_t           refresh_at;  /* monotonic ms: a timed change is due (a passive
                                      * fail_timeout ends, a slow start step) */
+    pt_timer           refresh_timer;   /* makes it even with no request coming */
     unsigned          *set;         /* the servers to pick from, ascending */
     unsigned           nset;
     bool               backup_set;  /* set holds backups: no primary is live */
