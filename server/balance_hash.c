@@ -349,8 +349,15 @@ static int hash_pick(pt_upstream_rt *rt, void *state, const pt_balance_ctx *ctx)
     uint64_t h = 0;
     if (ctx->r)
         h = st->by_ip ? ip_hash(ctx->r, &len) : key_hash(rt->up, ctx->r, &len);
-    if (len == 0)
-        h = mix64(++st->rr);
+    if (len == 0) {
+        /* nothing to hash (no such cookie, no client request): round robin */
+        for (unsigned k = 0; k < rt->nset; k++) {
+            unsigned s = rt->set[st->rr++ % rt->nset];
+            if (usable(rt, ctx, s))
+                return (int) s;
+        }
+        return -1;
+    }
     uint32_t slot = (uint32_t) (h % st->m);
     for (unsigned i = 0; i < PROBE_LIMIT; i++) {
         unsigned s = t[slot];

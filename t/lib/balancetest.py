@@ -59,11 +59,12 @@ class LoadResult(collections.Counter):
         super().__init__()
         self.errors = []
         self.seq = []
+        self.by_key = {}        # target (or (target, headers)) -> set of servers
         self.statuses = collections.Counter()
 
 
 def load(p, n, conns=20, target="/", targets=None, headers=(), host="a.example",
-         timeout=10, prefix=None):
+         timeout=10, prefix=None, port="port"):
     """n GET requests over `conns` keep-alive connections in parallel threads. targets:
     a function i -> target (else `target`); prefix: a function connection index -> raw
     bytes sent first on each connection (a PROXY protocol header)."""
@@ -81,16 +82,19 @@ def load(p, n, conns=20, target="/", targets=None, headers=(), host="a.example",
                 break
             try:
                 if c is None:
-                    c = p.connect(timeout=timeout)
+                    c = p.connect(port, timeout=timeout)
                     if prefix:
                         c.send(prefix(ci))
                 t = targets(i) if targets else target
-                r = c.request("GET", t, host=host, headers=headers)
+                hd = headers(i) if callable(headers) else headers
+                r = c.request("GET", t, host=host, headers=hd)
                 with lock:
                     res.statuses[r.status] += 1
                     if r.status == 200:
                         res[r.body.decode()] += 1
                         seq.append(r.body.decode())
+                        res.by_key.setdefault(t if not callable(headers) else (t, tuple(hd)),
+                                              set()).add(r.body.decode())
                     else:
                         res.errors.append("%s: %d %r" % (t, r.status, r.body[:80]))
                 if (r.header("Connection") or "").lower() == "close":
