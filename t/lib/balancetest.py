@@ -34,17 +34,25 @@ def named_origin(name, delay=0.0, status=200, **kw):
                 time.sleep(o.health_delay)
             c.sendall(response_bytes(o.health, [], o.health_body, close=wants_close(req)))
             return True
-        if o.delay:
-            time.sleep(o.delay)
-        st = o.status
-        body = name.encode()
-        c.sendall(response_bytes(st, [("X-Server", name)], body, close=wants_close(req)))
+        with o.lock:
+            o.inflight += 1
+            o.max_inflight = max(o.max_inflight, o.inflight)
+        try:
+            if o.delay:
+                time.sleep(o.delay)
+            st = o.status
+            body = name.encode()
+            c.sendall(response_bytes(st, [("X-Server", name)], body, close=wants_close(req)))
+        finally:
+            with o.lock:
+                o.inflight -= 1
         return True
     o = Origin(h, name=name, **kw)
     o.delay = delay
     o.status = status
     o.health, o.health_body, o.health_delay = 200, b"healthy\n", 0.0
     o.probe_times = []
+    o.inflight = o.max_inflight = 0     # requests being answered, and the most at once
     return o
 
 
