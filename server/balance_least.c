@@ -132,8 +132,12 @@ static void least_update(pt_upstream_rt *rt, void *state)
 {
     least_state *st = state;
     for (unsigned i = 0; i < rt->up->nservers; i++) {
-        if (rt->eligible[i] && st->leaf[i] == NONE)
-            st->pass[i] = st->vt + PASS_SCALE / rt->eweight[i] / 2;
+        uint64_t half = PASS_SCALE / rt->eweight[i] / 2;
+        /* a server entering, or one left far behind (passed over while it was loaded),
+         * starts half a step from now: ties then go round robin, not to it in a burst */
+        if (rt->eligible[i]
+            && (st->leaf[i] == NONE || (int64_t) (st->pass[i] - (st->vt - half)) < 0))
+            st->pass[i] = st->vt + half;
         st->leaf[i] = NONE;
     }
     st->nleaf = rt->nset;
@@ -180,7 +184,8 @@ static int least_pick(pt_upstream_rt *rt, void *state, const pt_balance_ctx *ctx
             continue;
         }
         if (!pt_balance_skipped(ctx, s) && !pt_upstream_full(&up->servers[s])) {
-            st->vt = st->pass[s];
+            if ((int64_t) (st->pass[s] - st->vt) > 0)
+                st->vt = st->pass[s];       /* virtual time never goes back */
             st->pass[s] += PASS_SCALE / rt->eweight[s];
             replay(st, k);
             best = (int) s;

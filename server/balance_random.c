@@ -90,7 +90,12 @@ static int rnd_pick(pt_upstream_rt *rt, void *state, const pt_balance_ctx *ctx)
     if (rt->nset == 0)
         return -1;
     for (unsigned d = 0; d < DRAWS; d++) {
-        unsigned a = rt->set[draw(rt, st)], b = rt->set[draw(rt, st)];
+        unsigned ka = draw(rt, st), kb = draw(rt, st);
+        for (unsigned r = 0; kb == ka && r < 3 && rt->nset > 1; r++)
+            kb = draw(rt, st);          /* two distinct servers, when there are two */
+        if (kb == ka && rt->nset > 1)
+            kb = (ka + 1) % rt->nset;
+        unsigned a = rt->set[ka], b = rt->set[kb];
         bool ua = usable(rt, ctx, a), ub = a != b && usable(rt, ctx, b);
         if (ua && ub)
             return (int) (lighter(rt, b, a) ? b : a);
