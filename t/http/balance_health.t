@@ -75,7 +75,7 @@ ok(p.wait_log(state_line("app", S1, "down", "up") + r"health check passed 2 time
    "back within rise x interval (+ %.1f s) after it recovers" % SLACK)
 diag("back after %.2f s" % (time.monotonic() - t0))
 got = load(p, 40, conns=4, target="/app/x")
-is_((got.errors, got["s1"]), ([], 20), "...and takes requests again")
+ok(not got.errors and 15 <= got["s1"] <= 25, "...and takes requests again (%r)" % dict(got))
 
 # the body must match expect_body_regex; a status outside expect_status fails too
 mark = p.log_mark()
