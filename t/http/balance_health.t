@@ -18,10 +18,12 @@ HEALTH = ('{ type = "http"; path = "/health"; host = "app.internal"; interval_ms
           'timeout_ms = 150; fall = %d; rise = %d; expect_status = "200-299"; '
           'expect_body_regex = "^healthy"; }' % (INTERVAL, FALL, RISE))
 TCP = '{ type = "tcp"; interval_ms = 200; timeout_ms = 150; fall = 2; rise = 1; }'
+HTTP_DEAD = '{ type = "http"; path = "/health"; interval_ms = 200; timeout_ms = 150; fall = 2; rise = 1; }'
 CONF = proxy_config(
     [upstream("app", [x.address for x in o], health=HEALTH),
-     upstream("tc", ["127.0.0.1:%d" % dead, t_origin.address], health=TCP)],
-    [proxy_route("app", "/app/"), proxy_route("tc", "/tc/")], workers=2)
+     upstream("tc", ["127.0.0.1:%d" % dead, t_origin.address], health=TCP),
+     upstream("hd", ["127.0.0.1:%d" % dead, named_origin("h0").address], health=HTTP_DEAD)],
+    [proxy_route("app", "/app/"), proxy_route("tc", "/tc/"), proxy_route("hd", "/hd/")], workers=2)
 p = Portico(CONF)
 p.wait_workers(2)
 S0, S1 = o[0].address, o[1].address
@@ -120,5 +122,10 @@ ok(t_origin.accepted >= 2 and not [r for r in t_origin.received if r.target.star
    "tcp check: connections, no request")
 got = load(p, 20, conns=2, target="/tc/x")
 is_((got.errors, got["t0"]), ([], 20), "requests go to the live server only")
+ok(p.wait_log(state_line("hd", "127.0.0.1:%d" % dead, "up", "down") +
+              r"health check failed 2 times in a row, the last: upstream connect failed\)", 5, 0),
+   "http check on a closed port: down")
+like(p.error_log(), r'(?m)\[info\] .*upstream "hd" server 127\.0\.0\.1:%d: connect\(\) failed \(111: Connection refused\)$'
+     % dead, "...the probe's connect error is logged at info (the probe's, with no client)")
 p.stop()
 done_testing()

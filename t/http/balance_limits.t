@@ -22,8 +22,9 @@ conf = proxy_config(
      upstream("mc", [{"address": m[0].address, "max_conns": 2}, m[1].address]),
      upstream("q", [{"address": one.address, "max_conns": 2}], queue_timeout_ms=5000),
      upstream("nq", [{"address": solo.address, "max_conns": 1}], queue_timeout_ms=0),
+     upstream("qt", [{"address": solo.address, "max_conns": 1}], queue_timeout_ms=300),
      upstream("ss", [ss[0].address, {"address": ss[1].address, "slow_start_ms": 3000}], health=FAST)],
-    [proxy_route(n, "/%s/" % n) for n in ("bk", "mc", "q", "nq", "ss")], workers=2)
+    [proxy_route(n, "/%s/" % n) for n in ("bk", "mc", "q", "nq", "qt", "ss")], workers=2)
 p = Portico(conf)
 p.wait_workers(2)
 
@@ -72,6 +73,22 @@ for t in ts:
 is_(sorted(r.status for r in res), [200, 503, 503], "max_conns = 1, queue_timeout_ms = 0: one served, two 503")
 is_([r.header("Retry-After") for r in res if r.status == 503], ["1", "1"], "...with Retry-After: 1")
 is_(p.log_count(r'upstream "nq": every server is at max_conns, client', mark), 2, "...logged")
+
+# full for longer than queue_timeout_ms: 503 after the wait
+mark = p.log_mark()
+res = []
+ts = [threading.Thread(target=lambda: res.append(p.connect(timeout=10).request("GET", "/qt/x")))
+      for _ in range(2)]
+for t in ts:
+    t.start()
+for t in ts:
+    t.join(10)
+is_(sorted(r.status for r in res), [200, 503], "max_conns = 1, queue_timeout_ms = 300, a 1 s answer: "
+    "the second request gets 503 after waiting")
+ok([r for r in res if r.status == 503][0].elapsed >= 0.25, "...after the wait (%.2f s)"
+   % [r for r in res if r.status == 503][0].elapsed)
+is_(p.log_count(r'upstream "qt": every server is at max_conns \(waited queue_timeout_ms\), client', mark), 1,
+    "...logged")
 
 # slow start: a server back from down ramps its share up
 ld = Load(p, conns=6, target="/ss/x")
