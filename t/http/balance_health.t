@@ -10,15 +10,15 @@ from balancetest import *
 watchdog(300)
 
 INTERVAL, FALL, RISE = 200, 3, 2
-SLACK = 1.5                     # seconds on top of fall/rise x interval (a loaded machine)
+SLACK = 2.0                     # seconds on top of fall/rise x interval (a loaded machine)
 o = named_origins(2)
 t_origin = named_origin("t0")
 dead = closed_port()
 HEALTH = ('{ type = "http"; path = "/health"; host = "app.internal"; interval_ms = %d; '
-          'timeout_ms = 150; fall = %d; rise = %d; expect_status = "200-299"; '
+          'timeout_ms = 200; fall = %d; rise = %d; expect_status = "200-299"; '
           'expect_body_regex = "^healthy"; }' % (INTERVAL, FALL, RISE))
-TCP = '{ type = "tcp"; interval_ms = 200; timeout_ms = 150; fall = 2; rise = 1; }'
-HTTP_DEAD = '{ type = "http"; path = "/health"; interval_ms = 200; timeout_ms = 150; fall = 2; rise = 1; }'
+TCP = '{ type = "tcp"; interval_ms = 200; timeout_ms = 200; fall = 2; rise = 1; }'
+HTTP_DEAD = '{ type = "http"; path = "/health"; interval_ms = 200; timeout_ms = 200; fall = 2; rise = 1; }'
 CONF = proxy_config(
     [upstream("app", [x.address for x in o], health=HEALTH),
      upstream("tc", ["127.0.0.1:%d" % dead, t_origin.address], health=TCP),
@@ -107,7 +107,7 @@ ok(p.wait_log(r"server %s: health check passed" % re.escape(S1), 2, mark) and wa
    "...and 200 passes")
 mark = p.log_mark()
 o[1].health_delay = 0.5
-ok(p.wait_log(r"server %s: health check failed \(\d in a row\): timed out after 150 ms" % re.escape(S1), 3, mark),
+ok(p.wait_log(r"server %s: health check failed \(\d in a row\): timed out after 200 ms" % re.escape(S1), 3, mark),
    "a probe that takes longer than timeout_ms fails")
 o[1].health_delay = 0.0
 ok(wait_up(mark, RISE * INTERVAL / 1000 + SLACK + 1), "...and passes again once it is quick")

@@ -9,7 +9,7 @@ from balancetest import *
 
 watchdog(240)
 
-FAST = '{ type = "http"; path = "/health"; interval_ms = 100; timeout_ms = 90; fall = 1; rise = 1; }'
+FAST = '{ type = "http"; path = "/health"; interval_ms = 300; timeout_ms = 300; fall = 2; rise = 1; }'
 prim = named_origins(2, prefix="p")
 bk = named_origin("b0")
 m = named_origins(2, prefix="m")

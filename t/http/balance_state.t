@@ -11,7 +11,7 @@ watchdog(300)
 INTERVAL = 200
 o = named_origins(2)
 S0, S1 = o[0].address, o[1].address
-HEALTH = ('{ type = "http"; path = "/health"; interval_ms = %d; timeout_ms = 150; fall = 2; '
+HEALTH = ('{ type = "http"; path = "/health"; interval_ms = %d; timeout_ms = 200; fall = 2; '
           'rise = 2; }' % INTERVAL)
 
 
