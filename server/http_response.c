@@ -307,6 +307,13 @@ int pt_http_send_error(pt_request *r, unsigned status)
         r->keepalive = false;
     if (status == 405)
         pt_http_add_header(r, PT_STR("Allow"), PT_STR("GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"));
+    if (r->retry_after && (status == 503 || status == 429)) {
+        char num[24];
+        size_t n = pt_fmt_u64(num, r->retry_after);
+        const char *v = pt_pstrndup(r->pool, num, n);     /* headers are not copied */
+        if (v)
+            pt_http_add_header(r, PT_STR("Retry-After"), (pt_str) { n, v });
+    }
     const char *line = pt_http_status_line(status);
     size_t n = strlen(line);
     char *body = pt_palloc(r->pool, n + 1);

@@ -15,73 +15,69 @@ static pt_upconn      *all_conns;      /* every open connection: pooled or in us
 static pt_upstream_rt *rts;
 static unsigned        nrts;
 
-/* ------------------------------------------------------------------ balancing */
+/* ------------------------------------------------------------------ picking */
 
-/* Smooth weighted round-robin: each pick adds every server's weight to its running score
- * and takes the highest, which then pays back the total; picks interleave by weight. */
-typedef struct rr_state {
-    int64_t current[PT_UPSTREAM_MAX_SERVERS];
-} rr_state;
-
-static int rr_init(pt_upstream_rt *rt, void *state)
+static void skip_set(uint64_t *skip, unsigned s)
 {
-    return PT_OK;
+    skip[s >> 6] |= 1ull << (s & 63);
 }
 
-static int rr_pick(pt_upstream_rt *rt, void *state, const pt_balance_ctx *ctx)
+static bool skip_has(const uint64_t *skip, unsigned s)
 {
-    rr_state *st = state;
-    const pt_upstream *up = rt->up;
-    int best = -1;
-    int64_t total = 0;
+    return (skip[s >> 6] >> (s & 63)) & 1;
+}
+
+/* Every primary was tried by this exchange: a live backup is the last resort (a linear
+ * scan, on this failure path only). */
+static int pick_backup(const pt_upstream *up, const uint64_t *tried)
+{
     for (unsigned i = 0; i < up->nservers; i++) {
-        if (ctx->tried & (1ull << i))
-            continue;
-        st->current[i] += up->servers[i].weight;
-        total += up->servers[i].weight;
-        if (best < 0 || st->current[i] > st->current[best])
-            best = (int) i;
+        const pt_upstream_server *sv = &up->servers[i];
+        uint32_t st = __atomic_load_n(&sv->shared->state, __ATOMIC_ACQUIRE);
+        if (sv->backup && !skip_has(tried, i) && (st == PT_SV_UP || st == PT_SV_SLOW_START)
+            && pt_upstream_acquire(up, i, false))
+            return (int) i;
     }
-    if (best >= 0)
-        st->current[best] -= total;
-    return best;
+    return PT_PICK_NONE_LEFT;
 }
 
-static void rr_report(pt_upstream_rt *rt, void *state, unsigned server,
-                      pt_upstream_outcome outcome, uint64_t ms)
-{
-}
-
-const pt_balancer pt_balance_round_robin = {
-    .name = "round_robin",
-    .rt_size = sizeof(rr_state),
-    .worker_init = rr_init,
-    .pick = rr_pick,
-    .report = rr_report,
-};
-
-int pt_upstream_pick(const pt_upstream *up, const pt_balance_ctx *ctx)
+int pt_upstream_pick(const pt_upstream *up, const pt_request *r, const uint64_t *tried)
 {
     pt_upstream_rt *rt = pt_upstream_rt_of(up);
     if (rt == NULL)
-        return -1;
-    return up->balancer->pick(rt, rt->balance, ctx);
-}
-
-void pt_upstream_report(const pt_upstream *up, unsigned server, pt_upstream_outcome o,
-                        uint64_t ms)
-{
-    pt_upstream_rt *rt = pt_upstream_rt_of(up);
-    pt_upstream_shared *sh = up->servers[server].shared;
-    if (sh && o != PT_UP_OK) {
-        __atomic_add_fetch(&sh->failures, 1, __ATOMIC_RELAXED);
-        __atomic_store_n(&sh->last_failure_ms, pt_loop_cur->now_real, __ATOMIC_RELAXED);
+        return PT_PICK_NONE_LEFT;
+    if (__atomic_load_n(up->state_gen, __ATOMIC_ACQUIRE) != rt->seen_gen
+        || pt_loop_cur->now >= rt->refresh_at)
+        pt_upstream_refresh(rt);
+    if (rt->nset == 0)
+        return PT_PICK_ALL_DOWN;
+    pt_balance_ctx ctx = { tried, r };
+    uint64_t skip[PT_UPSTREAM_SKIP_WORDS];
+    for (unsigned n = 0; n <= rt->nset; n++) {
+        int s = up->balancer->pick(rt, rt->balance, &ctx);
+        if (s < 0)
+            break;
+        if (pt_upstream_acquire(up, (unsigned) s, false))
+            return s;
+        /* another worker took its last slot since the policy looked */
+        if (ctx.skip != skip) {
+            memcpy(skip, tried, sizeof(skip));
+            ctx.skip = skip;
+        }
+        skip_set(skip, (unsigned) s);
     }
-    if (rt)
-        up->balancer->report(rt, rt->balance, server, o, ms);
+    for (unsigned k = 0; k < rt->nset; k++)
+        if (!skip_has(tried, rt->set[k]))
+            return PT_PICK_ALL_FULL;        /* not tried, so passed over for having no room */
+    return rt->backup_set ? PT_PICK_NONE_LEFT : pick_backup(up, tried);
 }
 
 /* ------------------------------------------------------------------ worker state */
+
+static void refresh_fire(pt_timer *t)
+{
+    pt_upstream_refresh(t->data);
+}
 
 int pt_upstream_worker_init(const pt_conf *conf)
 {
@@ -91,14 +87,20 @@ int pt_upstream_worker_init(const pt_conf *conf)
         return PT_ERROR;
     for (unsigned i = 0; i < nrts; i++) {
         const pt_upstream *up = &conf->upstreams[i];
-        rts[i].up = up;
-        rts[i].idle = calloc(up->nservers, sizeof(pt_upconn *));
-        rts[i].balance = calloc(1, up->balancer->rt_size ? up->balancer->rt_size : 1);
-        if (rts[i].idle == NULL || rts[i].balance == NULL
-            || up->balancer->worker_init(&rts[i], rts[i].balance) != PT_OK)
+        pt_upstream_rt *rt = &rts[i];
+        rt->up = up;
+        rt->idle = calloc(up->nservers, sizeof(pt_upconn *));
+        rt->set = calloc(up->nservers, sizeof(unsigned));
+        rt->eligible = calloc(up->nservers, 1);
+        rt->eweight = calloc(up->nservers, sizeof(uint32_t));
+        rt->balance = calloc(1, up->balancer->rt_size ? up->balancer->rt_size : 1);
+        if (rt->idle == NULL || rt->set == NULL || rt->eligible == NULL || rt->eweight == NULL
+            || rt->balance == NULL || up->balancer->worker_init(rt, rt->balance) != PT_OK)
             return PT_ERROR;
+        pt_timer_init(&rt->refresh_timer, refresh_fire, rt);
+        pt_upstream_refresh(rt);
     }
-    return PT_OK;
+    return pt_upstream_check_start(conf);
 }
 
 pt_upstream_rt *pt_upstream_rt_of(const pt_upstream *up)
@@ -328,6 +330,7 @@ ssize_t pt_upconn_read(pt_upconn *uc, size_t max)
 
 void pt_upstream_worker_exit(void)
 {
+    pt_upstream_check_stop();
     for (unsigned i = 0; i < nrts; i++)
         for (unsigned s = 0; s < rts[i].up->nservers; s++)
             while (rts[i].idle[s])
@@ -337,7 +340,13 @@ void pt_upstream_worker_exit(void)
     while (all_conns)
         pt_upconn_close(all_conns);
     for (unsigned i = 0; i < nrts; i++) {
+        pt_timer_del(&pt_loop_cur->timers, &rts[i].refresh_timer);
+        if (rts[i].up->balancer->worker_exit)
+            rts[i].up->balancer->worker_exit(&rts[i], rts[i].balance);
         free(rts[i].idle);
+        free(rts[i].set);
+        free(rts[i].eligible);
+        free(rts[i].eweight);
         free(rts[i].balance);
         while (rts[i].nfree)
             free(rts[i].free_bufs[--rts[i].nfree]);

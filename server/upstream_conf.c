@@ -11,7 +11,11 @@
 #include "portico/shm.h"
 #include "portico/upstream.h"
 
-static const pt_balancer *const balancers[] = { &pt_balance_round_robin, NULL };
+/* The balancing policies (server/balance_*.c). */
+static const pt_balancer *const balancers[] = {
+    &pt_balance_round_robin, &pt_balance_least_conn, &pt_balance_least_time,
+    &pt_balance_hash, &pt_balance_ip_hash, &pt_balance_random_two, NULL
+};
 
 const pt_balancer *pt_balancer_find(const char *name)
 {
@@ -29,7 +33,8 @@ static int set_balance(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *
         return pt_conf_type_error(cx, s, "a string");
     up->balancer = pt_balancer_find(v);
     if (up->balancer == NULL)
-        return pt_conf_error(cx, s, "\"%s\" is not a balancing method (round_robin)", v);
+        return pt_conf_error(cx, s, "\"%s\" is not a balancing method (round_robin, "
+                             "least_conn, least_time, hash, ip_hash, random_two)", v);
     return PT_OK;
 }
 
@@ -63,6 +68,12 @@ static int set_server_address(pt_conf_ctx *cx, config_setting_t *s, const pt_con
 static const pt_conf_key server_keys[] = {
     { "address", 0, set_server_address, 0, 0, 0, NULL },
     { "weight", 0, pt_conf_set_uint32, offsetof(pt_upstream_server, weight), 1, 1000, NULL },
+    { "backup", 0, pt_conf_set_bool, offsetof(pt_upstream_server, backup), 0, 0, NULL },
+    { "down", 0, pt_conf_set_bool, offsetof(pt_upstream_server, down), 0, 0, NULL },
+    { "max_conns", 0, pt_conf_set_uint32, offsetof(pt_upstream_server, max_conns), 0, 1000000,
+      NULL },
+    { "slow_start_ms", 0, pt_conf_set_uint32, offsetof(pt_upstream_server, slow_start_ms), 0,
+      3600000, NULL },
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
 
@@ -91,13 +102,41 @@ static int set_servers(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *
             return PT_ERROR;
         if (sv->address == NULL)
             return pt_conf_error(cx, e, "server needs an address");
+        if (sv->backup)
+            up->has_backup = true;
     }
     up->nservers = (unsigned) n;
+    if (up->has_backup) {
+        int primaries = 0;
+        for (int i = 0; i < n; i++)
+            primaries += !up->servers[i].backup;
+        if (primaries == 0)
+            return pt_conf_error(cx, s, "every server is a backup: at least one must not be");
+    }
+    return PT_OK;
+}
+
+/* fail_on_status = [ 500, 502, 503, 504 ] */
+static int set_fail_on_status(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,
+                              void *base)
+{
+    pt_upstream *up = base;
+    if (!config_setting_is_array(s) && !config_setting_is_list(s))
+        return pt_conf_type_error(cx, s, "an array of statuses such as [ 500, 502, 503 ]");
+    for (int i = 0; i < config_setting_length(s); i++) {
+        config_setting_t *e = config_setting_get_elem(s, (unsigned) i);
+        if (config_setting_type(e) != CONFIG_TYPE_INT)
+            return pt_conf_type_error(cx, e, "an integer status");
+        int v = config_setting_get_int(e);
+        if (v < 400 || v > 599)
+            return pt_conf_error(cx, e, "%d: a status from 400 to 599", v);
+        up->fail_status[v >> 6] |= 1ull << (v & 63);
+    }
     return PT_OK;
 }
 
 static const pt_conf_key upstream_keys[] = {
-    { "name", 0, pt_conf_set_str, offsetof(pt_upstream, name), 0, 0, NULL },
+    { "name", 0, pt_conf_set_str, offsetof(pt_upstream, name), 1, 64, NULL },
     { "servers", 0, set_servers, 0, 0, 0, NULL },
     { "keepalive", 0, pt_conf_set_uint32, offsetof(pt_upstream, keepalive), 0, 100000, NULL },
     { "retries", 0, pt_conf_set_uint32, offsetof(pt_upstream, retries), 0,
@@ -115,6 +154,14 @@ static const pt_conf_key upstream_keys[] = {
     { "buffer_size", 0, pt_conf_set_uint32, offsetof(pt_upstream, buffer_size),
       4096, 1048576, NULL },
     { "balance", 0, set_balance, 0, 0, 0, NULL },
+    { "hash_key", 0, pt_hash_key_set, 0, 0, 0, NULL },
+    { "max_fails", 0, pt_conf_set_uint32, offsetof(pt_upstream, max_fails), 0, 1000, NULL },
+    { "fail_timeout_ms", 0, pt_conf_set_uint32, offsetof(pt_upstream, fail_timeout_ms),
+      1, 86400000, NULL },
+    { "fail_on_status", 0, set_fail_on_status, 0, 0, 0, NULL },
+    { "queue_timeout_ms", 0, pt_conf_set_uint32, offsetof(pt_upstream, queue_timeout_ms),
+      0, 86400000, NULL },
+    { "health", 0, pt_health_conf_set, 0, 0, 0, NULL },
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
 
@@ -141,6 +188,9 @@ int pt_upstream_conf_set(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key
         up->idle_timeout_ms = 60000;
         up->tunnel_timeout_ms = 3600000;
         up->buffer_size = 65536;
+        up->max_fails = 1;
+        up->fail_timeout_ms = 10000;
+        up->queue_timeout_ms = 1000;
         up->balancer = &pt_balance_round_robin;
         if (!config_setting_is_group(e))
             return pt_conf_error(cx, e, "an upstream must be a group: { name = ...; servers = (...); }");
@@ -150,6 +200,11 @@ int pt_upstream_conf_set(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key
             return pt_conf_error(cx, e, "upstream needs a name");
         if (up->servers == NULL)
             return pt_conf_error(cx, e, "upstream \"%s\" needs servers", up->name);
+        if (up->hash_key.text && up->balancer != &pt_balance_hash)
+            return pt_conf_error(cx, config_setting_get_member(e, "hash_key"),
+                                 "hash_key is only used with balance = \"hash\"");
+        if (up->balancer->conf && up->balancer->conf(cx, e, up) != PT_OK)
+            return PT_ERROR;
         for (int j = 0; j < i; j++)
             if (strcmp(l->ups[j].name, up->name) == 0)
                 return pt_conf_error(cx, e, "upstream \"%s\" is already defined at line %d",
@@ -173,20 +228,11 @@ pt_upstream *pt_upstream_find(const pt_conf *conf, const char *name)
 
 #define UPSTREAMS_ZONE     "upstreams"
 #define UPSTREAMS_SLOTS    4096
-#define UPSTREAMS_MAGIC    0x7074757073743031ull      /* "ptupst01" */
-
-typedef struct upstreams_zone {
-    uint64_t           magic;
-    uint64_t           generation;       /* bumped by every configuration mapped */
-    uint32_t           nslots;
-    pt_upstream_shared slot[];
-} upstreams_zone;
 
 static size_t key_of(const pt_upstream *up, const pt_upstream_server *sv, char *key)
 {
+    /* names are at most 64 bytes and addresses 63: always fits */
     size_t a = strlen(up->name), b = strlen(sv->addr_text);
-    if (a + b + 2 > sizeof(((pt_upstream_shared *) 0)->key))
-        return 0;
     memcpy(key, up->name, a + 1);
     memcpy(key + a + 1, sv->addr_text, b + 1);
     return a + b + 2;
@@ -194,21 +240,25 @@ static size_t key_of(const pt_upstream *up, const pt_upstream_server *sv, char *
 
 /* In the master, once the zone is mapped: every server of the configuration gets its
  * slot, the one it had if the zone was kept (same group name and address), else a free
- * one, else the one left unused longest. */
+ * one, else the one left unused longest; its configuration and administrative state go
+ * into it. Slots the configuration no longer uses are marked removed. */
 static int upstreams_zone_init(pt_shm_zone *z, bool reused)
 {
     pt_conf *conf = z->data;
-    upstreams_zone *uz = z->addr;
-    if (!reused || uz->magic != UPSTREAMS_MAGIC || uz->nslots != UPSTREAMS_SLOTS) {
+    pt_upstreams_zone *uz = z->addr;
+    if (!reused || uz->magic != PT_UPSTREAMS_MAGIC || uz->nslots != UPSTREAMS_SLOTS
+        || uz->slot_size != sizeof(pt_upstream_shared)) {
         /* a new mapping is zero already: clearing it would only touch every page */
         if (reused)
             memset(uz, 0, z->size);
-        uz->magic = UPSTREAMS_MAGIC;
+        uz->magic = PT_UPSTREAMS_MAGIC;
         uz->nslots = UPSTREAMS_SLOTS;
+        uz->slot_size = sizeof(pt_upstream_shared);
     }
     uint64_t gen = ++uz->generation;
     for (unsigned u = 0; u < conf->nupstreams; u++) {
         pt_upstream *up = &conf->upstreams[u];
+        up->state_gen = &uz->state_gen;
         for (unsigned s = 0; s < up->nservers; s++) {
             pt_upstream_server *sv = &up->servers[s];
             char key[sizeof(((pt_upstream_shared *) 0)->key)];
@@ -217,7 +267,7 @@ static int upstreams_zone_init(pt_shm_zone *z, bool reused)
             /* slots are taken in order and never given back, only reused: the used ones
              * come first, and the scan stops at the first free one (the pages past it are
              * never touched) */
-            for (uint32_t i = 0; i < uz->nslots && klen; i++) {
+            for (uint32_t i = 0; i < uz->nslots; i++) {
                 pt_upstream_shared *sl = &uz->slot[i];
                 if (sl->key[0] == 0) {
                     spare = sl;
@@ -231,16 +281,20 @@ static int upstreams_zone_init(pt_shm_zone *z, bool reused)
                 if (sl->generation < gen && (spare == NULL || sl->generation < spare->generation))
                     spare = sl;
             }
-            if (found == NULL && spare) {
+            if (found == NULL) {
+                /* conf_check allows no more servers than slots: one is always left */
                 found = spare;
                 memset(found, 0, sizeof(*found));
                 memcpy(found->key, key, klen);
             }
-            if (found)
-                found->generation = gen;
-            sv->shared = found;         /* NULL only with an over-long name: not shared */
+            found->generation = gen;
+            sv->shared = found;
+            pt_upstream_state_load(up, sv);
         }
     }
+    for (uint32_t i = 0; i < uz->nslots && uz->slot[i].key[0]; i++)
+        if (uz->slot[i].generation < gen)
+            pt_upstream_state_removed(&uz->slot[i], &uz->state_gen);
     return PT_OK;
 }
 
@@ -254,6 +308,6 @@ int pt_upstream_conf_check(pt_conf_ctx *cx)
         return PT_OK;
     if (total > UPSTREAMS_SLOTS)
         return pt_conf_error(cx, NULL, "%u upstream servers: at most %u", total, UPSTREAMS_SLOTS);
-    size_t size = sizeof(upstreams_zone) + UPSTREAMS_SLOTS * sizeof(pt_upstream_shared);
+    size_t size = sizeof(pt_upstreams_zone) + UPSTREAMS_SLOTS * sizeof(pt_upstream_shared);
     return pt_shm_declare(cx, UPSTREAMS_ZONE, size, upstreams_zone_init, conf) ? PT_OK : PT_ERROR;
 }

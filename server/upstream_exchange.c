@@ -25,17 +25,22 @@
 
 #define UPX_EXPECT_WAIT_MS 1000   /* origin silent after Expect: send the body anyway */
 #define UPX_HEAD_READ      16384  /* bytes read while looking for the response head */
+#define UPX_QUEUE_POLL_MS  10     /* waiting for room: how often other workers are looked at */
 
 static void upx_event(pt_upconn *uc, uint32_t events);
 static void connect_next(pt_upx *x);
 static int  upx_send(pt_upx *x);
 static void read_head(pt_upx *x);
+static void queue_fire(pt_timer *t);
+static void queue_wake(pt_upstream_waiter *w);
 
 /* ------------------------------------------------------------------ helpers */
 
 void pt_upx_log(pt_upx *x, int level, int err, const char *what)
 {
     char e[128] = "", ctx[384] = "";
+    if (x->pinned && level < PT_LOG_INFO)
+        level = PT_LOG_INFO;            /* a probe: the health check says what it means */
     if (err)
         snprintf(e, sizeof(e), " (%d: %s)", err, strerror(err));
     if (x->r)
@@ -72,23 +77,28 @@ static void arm(pt_upx *x)
     }
 }
 
-/* Requests in flight per server, counted for all workers. */
-static void attempt_begin(pt_upx *x)
-{
-    pt_upstream_shared *sh = x->server->shared;
-    if (sh && !x->counted) {
-        __atomic_add_fetch(&sh->active, 1, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&sh->requests, 1, __ATOMIC_RELAXED);
-        x->counted = true;
-    }
-}
-
+/* Requests in flight per server, counted for all workers: pt_upstream_pick counted the
+ * attempt already (x->counted); the end of an attempt gives it back. Probes (pinned) are
+ * not counted. */
 static void attempt_end(pt_upx *x)
 {
     if (x->counted) {
-        __atomic_sub_fetch(&x->server->shared->active, 1, __ATOMIC_RELAXED);
         x->counted = false;
+        pt_upstream_release(x->up, x->server->index);
     }
+}
+
+static void report(pt_upx *x, pt_upstream_outcome o, unsigned status, const char *why)
+{
+    if (x->pinned || x->server == NULL)
+        return;
+    pt_upstream_result res = { o, status, pt_upstream_now_us() - x->t_attempt_us, why };
+    pt_upstream_report(x->up, x->server->index, &res);
+}
+
+static bool tried(const pt_upx *x, unsigned s)
+{
+    return (x->tried[s >> 6] >> (s & 63)) & 1;
 }
 
 static void uq_reset(pt_upx *x)
@@ -110,6 +120,8 @@ static void stop(pt_upx *x, bool reuse)
 {
     x->state = PT_UPX_DONE;
     pt_timer_del(&pt_loop_cur->timers, &x->expect_timer);
+    pt_timer_del(&pt_loop_cur->timers, &x->queue_timer);
+    pt_upstream_wait_cancel(x->up, &x->waiter);
     attempt_end(x);
     if (x->r) {
         if (x->t_start)
@@ -130,6 +142,8 @@ static void give_up(pt_upx *x, unsigned status, const char *why)
 {
     x->status = status;
     x->why = why;
+    if (status == 503 && x->r)
+        x->r->retry_after = x->retry_after;
     stop(x, false);
     x->h->fail(x);
 }
@@ -137,10 +151,8 @@ static void give_up(pt_upx *x, unsigned status, const char *why)
 static void fail(pt_upx *x, unsigned status, int err, const char *why)
 {
     pt_upx_log(x, PT_LOG_ERR, err, why);
-    if (x->server && x->state != PT_UPX_DONE)
-        pt_upstream_report(x->up, x->server->index,
-                           status == 504 ? PT_UP_TIMEOUT : PT_UP_BROKEN,
-                           pt_loop_cur->now - x->t_start);
+    if (x->state != PT_UPX_DONE)
+        report(x, status == 504 ? PT_UP_TIMEOUT : PT_UP_BROKEN, 0, why);
     give_up(x, status, why);
 }
 
@@ -159,6 +171,13 @@ void pt_upx_init(pt_upx *x, const pt_upstream *up, const pt_upx_handler *h, void
     x->req.body_length = PT_UPX_NO_BODY;
 }
 
+void pt_upx_pin(pt_upx *x, unsigned server)
+{
+    PT_ASSERT(x->state == PT_UPX_IDLE && server < x->up->nservers);
+    x->pinned = true;
+    x->pin = server;
+}
+
 static void expect_fire(pt_timer *t)
 {
     pt_upx *x = t->data;
@@ -172,6 +191,8 @@ void pt_upx_start(pt_upx *x)
 {
     PT_ASSERT(x->state == PT_UPX_IDLE && x->uc == NULL && x->pool != NULL);
     pt_timer_init(&x->expect_timer, expect_fire, x);
+    pt_timer_init(&x->queue_timer, queue_fire, x);
+    x->waiter.fn = queue_wake;
     x->chunked.error = NULL;
     x->t_start = pt_loop_cur->now;
     x->state = PT_UPX_CONNECT;
@@ -188,7 +209,7 @@ static int build_head(pt_upx *x)
     const pt_upx_req *q = &x->req;
     pt_pool *pool = x->pool;
     pt_str host = q->host.len ? q->host : x->server->authority;
-    bool close = x->up->keepalive == 0 && q->upgrade.len == 0;
+    bool close = (x->up->keepalive == 0 || x->pinned) && q->upgrade.len == 0;
     size_t size = q->method.len + q->target.len + host.len + q->connection.len
                   + q->upgrade.len + 160;
     for (uint32_t i = 0; i < q->nheaders; i++)
@@ -293,14 +314,16 @@ static void connect_failed(pt_upx *x, int err, bool timeout)
 {
     pt_upx_log(x, PT_LOG_ERR, err, timeout ? "connect() timed out" : "connect() failed");
     x->last_timeout = timeout;
-    pt_upstream_report(x->up, x->server->index,
-                       timeout ? PT_UP_TIMEOUT : PT_UP_CONNECT_FAILED, 0);
+    char what[160];
+    snprintf(what, sizeof(what), "%s (%d: %s)", timeout ? "connect() timed out" : "connect() failed",
+             err, strerror(err));
+    report(x, timeout ? PT_UP_TIMEOUT : PT_UP_CONNECT_FAILED, 0, what);
     attempt_end(x);
     if (x->uc) {
         pt_upconn_close(x->uc);
         x->uc = NULL;
     }
-    if (x->connects > x->up->retries) {
+    if (x->pinned || x->connects > x->up->retries) {
         give_up(x, timeout ? 504 : 502,
                 timeout ? "upstream connect timed out" : "upstream connect failed");
         return;
@@ -310,13 +333,16 @@ static void connect_failed(pt_upx *x, int err, bool timeout)
 
 static void connect_server(pt_upx *x, unsigned s, bool fresh)
 {
-    x->tried |= 1ull << s;
+    if (!tried(x, s)) {
+        x->tried[s >> 6] |= 1ull << (s & 63);
+        x->attempts++;
+    }
     x->server = &x->up->servers[s];
-    pt_upconn *uc = fresh ? NULL : pt_upstream_pool_get(x->up, s);
+    x->t_attempt_us = pt_upstream_now_us();
+    pt_upconn *uc = fresh || x->pinned ? NULL : pt_upstream_pool_get(x->up, s);
     if (uc) {
         x->uc = uc;
         x->reused = true;
-        attempt_begin(x);
         start_exchange(x);
         return;
     }
@@ -329,7 +355,6 @@ static void connect_server(pt_upx *x, unsigned s, bool fresh)
         return;
     }
     x->uc = uc;
-    attempt_begin(x);
     if (uc->x.connected) {
         start_exchange(x);
         return;
@@ -337,19 +362,91 @@ static void connect_server(pt_upx *x, unsigned s, bool fresh)
     arm(x);
 }
 
+/* The next server: the policy's pick (counted in its load), or the pinned one. */
+static int next_server(pt_upx *x)
+{
+    if (x->pinned)
+        return tried(x, x->pin) ? PT_PICK_NONE_LEFT : (int) x->pin;
+    int s = pt_upstream_pick(x->up, x->r, x->tried);
+    if (s >= 0)
+        x->counted = true;
+    if (s == PT_PICK_ALL_DOWN && x->attempts)
+        s = PT_PICK_NONE_LEFT;      /* they failed for this request: 502/504 says what */
+    if (s == PT_PICK_ALL_DOWN) {
+        pt_upstream_rt *rt = pt_upstream_rt_of(x->up);
+        x->retry_after = rt ? rt->retry_after : 1;
+    }
+    return s;
+}
+
 static void connect_next(pt_upx *x)
 {
-    pt_balance_ctx ctx = { x->tried, x->r };
-    int s = pt_upstream_pick(x->up, &ctx);
-    if (s < 0) {
-        const pt_upstream_server *last = x->server;    /* for the access log */
-        x->server = NULL;               /* the line is about the group */
-        pt_upx_log(x, PT_LOG_ERR, 0, "no server left to try");
-        x->server = last;
-        give_up(x, x->last_timeout ? 504 : 502, "no upstream server left to try");
+    int s = next_server(x);
+    if (s >= 0) {
+        connect_server(x, (unsigned) s, false);
         return;
     }
-    connect_server(x, (unsigned) s, false);
+    const pt_upstream_server *last = x->server;    /* for the access log */
+    x->server = NULL;                   /* the line is about the group */
+    if (s == PT_PICK_ALL_FULL) {
+        uint64_t now = pt_loop_cur->now;
+        if (x->queue_until == 0)
+            x->queue_until = now + x->up->queue_timeout_ms;
+        if (now < x->queue_until) {
+            /* woken when a request of the group ends here; other workers' ends are not
+             * seen, so it also looks again every UPX_QUEUE_POLL_MS */
+            x->server = last;
+            pt_upstream_wait(x->up, &x->waiter);
+            pt_loop_timer(pt_loop_cur, &x->queue_timer,
+                          (uint32_t) pt_min(x->queue_until - now, UPX_QUEUE_POLL_MS));
+            return;
+        }
+        pt_upx_log(x, PT_LOG_ERR, 0, x->up->queue_timeout_ms
+                   ? "every server is at max_conns (waited queue_timeout_ms)"
+                   : "every server is at max_conns");
+        x->server = last;
+        x->retry_after = 1;
+        give_up(x, 503, "every upstream server is at max_conns");
+        return;
+    }
+    if (s == PT_PICK_ALL_DOWN) {
+        pt_upx_log(x, PT_LOG_ERR, 0, "no live server: every server is down");
+        x->server = last;
+        give_up(x, 503, "every upstream server is down");
+        return;
+    }
+    pt_upx_log(x, PT_LOG_ERR, 0, "no server left to try");
+    x->server = last;
+    give_up(x, x->last_timeout ? 504 : 502, "no upstream server left to try");
+}
+
+/* A request of the group ended in this worker: look for room again, from the loop. */
+static void queue_wake(pt_upstream_waiter *w)
+{
+    pt_upx *x = pt_container_of(w, pt_upx, waiter);
+    pt_loop_timer(pt_loop_cur, &x->queue_timer, 0);
+}
+
+static void queue_fire(pt_timer *t)
+{
+    pt_upx *x = t->data;
+    if (x->state != PT_UPX_CONNECT || x->uc != NULL)
+        return;
+    pt_upstream_wait_cancel(x->up, &x->waiter);
+    connect_next(x);
+}
+
+/* Idempotent requests whose connection failed before any response byte may go to
+ * another server (RFC 9110 9.2.2): the origin cannot have acted on them twice. */
+static bool idempotent(const pt_upx *x)
+{
+    switch (x->req.method_id) {
+    case PT_M_GET: case PT_M_HEAD: case PT_M_PUT: case PT_M_DELETE: case PT_M_OPTIONS:
+    case PT_M_TRACE:
+        return x->req.upgrade.len == 0;
+    default:
+        return false;
+    }
 }
 
 /* The origin closed (or reset) a connection before a byte of response. On a pooled
@@ -363,18 +460,36 @@ static void closed_early(pt_upx *x, int err)
     if (x->reused && !x->stale_retried && safe) {
         unsigned s = x->server->index;
         pt_upx_log(x, PT_LOG_INFO, err, "pooled connection closed by the origin; retrying");
-        attempt_end(x);
-        pt_upconn_close(x->uc);
+        pt_upconn_close(x->uc);         /* the same server goes on: still counted */
         x->uc = NULL;
         x->stale_retried = true;
         x->body_started = false;
         connect_server(x, s, true);
         return;
     }
-    fail(x, 502, err, x->reused && !x->stale_retried
+    const char *why = x->reused && !x->stale_retried
                       ? "upstream closed the connection before responding (not retried: "
                         "the request body was already sent)"
-                      : "upstream closed the connection before responding");
+                      : "upstream closed the connection before responding";
+    if (safe && idempotent(x) && !x->pinned && x->attempts <= x->up->retries) {
+        /* the server may have died with the request: another one can answer it */
+        pt_upx_log(x, PT_LOG_ERR, err, why);
+        report(x, PT_UP_BROKEN, 0, why);
+        attempt_end(x);
+        pt_upconn_close(x->uc);
+        x->uc = NULL;
+        x->body_started = false;
+        x->reused = false;
+        int s = next_server(x);
+        if (s >= 0) {
+            pt_upx_log(x, PT_LOG_INFO, 0, "trying another server");
+            connect_server(x, (unsigned) s, false);
+            return;
+        }
+        give_up(x, 502, why);
+        return;
+    }
+    fail(x, 502, err, why);
 }
 
 /* ------------------------------------------------------------------ sending */
@@ -491,7 +606,7 @@ static void response_head(pt_upx *x)
         return;
     }
     x->head_done = true;
-    pt_upstream_report(x->up, x->server->index, PT_UP_OK, pt_loop_cur->now - x->t_start);
+    report(x, PT_UP_OK, x->ri.status, NULL);
     if (x->r) {
         x->r->upstream_status = x->ri.status;
         x->r->upstream_ms = (int64_t) (pt_loop_cur->now - x->t_start);

@@ -110,6 +110,7 @@ struct pt_request {
     pt_str           upstream_addr;
     int64_t          upstream_ms;      /* -1: no upstream */
     unsigned         upstream_status;
+    unsigned         retry_after;      /* seconds: Retry-After on the core's error page */
     const char      *cache_status;     /* NULL: "-" */
 
     /* set by the content handler; the session calls them from the event loop */

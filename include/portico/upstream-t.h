@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 
 #include "portico/buf-t.h"
+#include "portico/conf-t.h"
 #include "portico/event-t.h"
 #include "portico/h1-t.h"
 #include "portico/pool-t.h"
@@ -19,7 +20,8 @@
 #include "portico/timer-t.h"
 #include "portico/xprt-t.h"
 
-#define PT_UPSTREAM_MAX_SERVERS 64    /* per group: a retry remembers tried ones in a bitmask */
+#define PT_UPSTREAM_MAX_SERVERS 1024  /* per group */
+#define PT_UPSTREAM_SKIP_WORDS  (PT_UPSTREAM_MAX_SERVERS / 64)   /* a server bitmap */
 #define PT_UPSTREAM_FREE_BUFS   32    /* idle response buffers kept per group and worker */
 #define PT_UPCONN_SETTLE_MS     100   /* a connection that answered a HEAD rests this long */
 
@@ -27,17 +29,78 @@ typedef struct pt_request pt_request;
 typedef struct pt_upstream pt_upstream;
 typedef struct pt_upstream_rt pt_upstream_rt;
 
-/* A server's state shared by every worker, in the "upstreams" zone. Kept across reloads
- * for the same group name and address, so counters (and, later, health) continue. Only
- * atomic updates: a worker dying mid-update leaves every field valid. */
+/* ---- per-server state shared by every worker ("upstreams" zone) ----
+ *
+ * Readers other than portico's workers (the metrics issue) find everything they need
+ * here: the zone header says what the slots are, every slot names its server and holds
+ * its configuration as last loaded, its published state and its counters. Every field is
+ * written with single atomic stores or read-modify-writes, never under a lock, so a
+ * process dying between two updates leaves each field valid on its own. */
+
+/* The published state of a server (pt_upstream_shared.state). */
+typedef enum pt_server_state {
+    PT_SV_UP = 0,          /* picked (a new slot, or one kept across a reload, starts up) */
+    PT_SV_SLOW_START,      /* back up, weight ramping from 1/20 to full over slow_start_ms */
+    PT_SV_DOWN,            /* not picked: down_why says why */
+    PT_SV_DRAINING         /* administratively out (down = true, or removed from the
+                            * configuration) while requests sent to it still run */
+} pt_server_state;
+
+/* Why a server is out (pt_upstream_shared.down_why); several may hold at once. */
+#define PT_SV_DOWN_ADMIN    0x1u   /* down = true */
+#define PT_SV_DOWN_CHECK    0x2u   /* the active health check failed `fall` times in a row */
+#define PT_SV_DOWN_FAILS    0x4u   /* max_fails failures within fail_timeout_ms */
+#define PT_SV_DOWN_REMOVED  0x8u   /* no longer in the configuration */
+
 typedef struct pt_upstream_shared {
-    char     key[112];          /* "group name" NUL "address" NUL; key[0] == 0: free */
+    char     key[128];          /* "group name" NUL "address" NUL; key[0] == 0: free */
+    /* -- configuration, written by the master at each load -- */
     uint64_t generation;        /* the last configuration that used it */
-    int64_t  active;            /* requests in flight, all workers */
-    uint64_t requests;          /* exchanges started */
-    uint64_t failures;          /* connect failures, timeouts, broken responses */
+    uint32_t weight;
+    uint32_t max_conns;         /* 0: unlimited */
+    uint32_t slow_start_ms;
+    uint32_t backup;            /* 1: a backup server */
+    /* -- published state -- */
+    uint32_t state;             /* pt_server_state */
+    uint32_t down_why;          /* PT_SV_DOWN_* (the authority: state is derived from it) */
+    uint64_t state_since;       /* realtime ms of the last transition */
+    uint64_t up_since;          /* monotonic ms: the slow start began */
+    uint64_t transitions;
+    /* -- load, all workers -- */
+    int64_t  active;            /* requests in flight */
+    uint64_t requests;          /* exchanges started (health probes not counted) */
+    uint64_t failures;          /* connect failures, timeouts, broken responses, and
+                                 * responses with a fail_on_status status */
     uint64_t last_failure_ms;   /* realtime */
-} pt_upstream_shared;
+    uint64_t resp_ewma_us;      /* time to the response head: moving average, 1/8 */
+    /* -- passive health -- */
+    uint32_t fails;             /* failures in the current window */
+    uint32_t pad0;
+    uint64_t fails_since;       /* monotonic ms: the window began */
+    uint64_t fails_until;       /* monotonic ms: out until then (PT_SV_DOWN_FAILS) */
+    /* -- active health -- */
+    uint64_t check_next;        /* monotonic ms: the next probe is due (claimed by CAS) */
+    uint32_t check_pid;         /* the worker that ran the last probe */
+    uint32_t check_ok_run;      /* consecutive passed probes */
+    uint32_t check_fail_run;    /* consecutive failed probes */
+    uint32_t check_status;      /* last probe: HTTP status, 0 for none (tcp, failure) */
+    uint64_t checks;            /* probes completed */
+    uint64_t checks_failed;
+    uint64_t check_last;        /* realtime ms of the last probe's end */
+} __attribute__((aligned(64))) pt_upstream_shared;
+
+#define PT_UPSTREAMS_MAGIC 0x7074757073743032ull      /* "ptupst02" */
+
+/* The zone: this header, then nslots slots of slot_size bytes. */
+typedef struct pt_upstreams_zone {
+    uint64_t           magic;
+    uint32_t           slot_size;       /* sizeof(pt_upstream_shared) */
+    uint32_t           nslots;
+    uint64_t           generation;      /* bumped by every configuration mapped */
+    uint64_t           state_gen;       /* bumped by every state transition of any server:
+                                         * workers rebuild their view when it moves */
+    pt_upstream_shared slot[];
+} pt_upstreams_zone;
 
 typedef struct pt_upstream_server {
     unsigned                index;
@@ -47,6 +110,10 @@ typedef struct pt_upstream_server {
     socklen_t               addrlen;
     char                    addr_text[64]; /* "10.0.0.2:9001", for logs */
     unsigned                weight;
+    unsigned                max_conns;   /* requests in flight, all workers; 0: no limit */
+    unsigned                slow_start_ms;
+    bool                    backup;      /* used only when no primary is up */
+    bool                    down;        /* administratively off */
     int                     line;
     pt_upstream_shared     *shared;      /* set in the master once the zone is mapped */
 } pt_upstream_server;
@@ -60,23 +127,93 @@ typedef enum pt_upstream_outcome {
     PT_UP_BROKEN                /* closed early, invalid response */
 } pt_upstream_outcome;
 
+typedef struct pt_upstream_result {
+    pt_upstream_outcome outcome;
+    unsigned            status;     /* the response's status (PT_UP_OK), else 0 */
+    uint64_t            us;         /* from the attempt's start to its response head or
+                                     * its failure */
+    const char         *why;        /* a failure: what happened, for the log */
+} pt_upstream_result;
+
 /* What a policy may look at to pick. */
 typedef struct pt_balance_ctx {
-    uint64_t          tried;    /* servers this exchange already tried (bit by index) */
-    const pt_request *r;        /* the client request, or NULL (health checks) */
+    const uint64_t   *skip;     /* servers not to pick (bit by index): tried by this
+                                 * exchange, or found full while picking */
+    const pt_request *r;        /* the client request, or NULL */
 } pt_balance_ctx;
 
-/* A balancing policy: one ops table per algorithm (round robin today; the balancing
- * issue adds the others). */
+static inline bool pt_balance_skipped(const pt_balance_ctx *ctx, unsigned s)
+{
+    return (ctx->skip[s >> 6] >> (s & 63)) & 1;
+}
+
+/* A balancing policy: one ops table per algorithm (server/balance_*.c, listed in
+ * upstream_conf.c). The core keeps, per worker and group, the set of servers to pick
+ * from (rt->set: the live primaries, or the live backups when no primary is live) and
+ * their effective weights (rt->eweight, ramped during slow start), rebuilt from the
+ * shared state when it changes; update tells the policy so. */
 typedef struct pt_balancer {
     const char *name;                                   /* "round_robin" */
     size_t      rt_size;                                /* per-worker state per group */
+    /* Configuration: checks the keys this policy needs or refuses (e is the group's
+     * setting, for errors); NULL: nothing to check. */
+    int  (*conf)(pt_conf_ctx *cx, config_setting_t *e, pt_upstream *up);
     int  (*worker_init)(pt_upstream_rt *rt, void *state);
-    /* A server index not in ctx->tried, or -1 when none is left. */
+    void (*worker_exit)(pt_upstream_rt *rt, void *state);    /* may be NULL */
+    /* rt->set or rt->eweight changed. */
+    void (*update)(pt_upstream_rt *rt, void *state);
+    /* A server of rt->set not skipped and with room (pt_upstream_full), or -1 when none
+     * is. Cost: O(1) or O(log n) for n servers. */
     int  (*pick)(pt_upstream_rt *rt, void *state, const pt_balance_ctx *ctx);
+    /* The server's requests in flight changed (this worker started or ended one); may
+     * be NULL. */
+    void (*load)(pt_upstream_rt *rt, void *state, unsigned server);
     void (*report)(pt_upstream_rt *rt, void *state, unsigned server,
-                   pt_upstream_outcome outcome, uint64_t ms);
+                   const pt_upstream_result *res);           /* may be NULL */
 } pt_balancer;
+
+/* Active health checks (the group's `health`). */
+#define PT_HEALTH_NONE 0
+#define PT_HEALTH_HTTP 1
+#define PT_HEALTH_TCP  2
+
+typedef struct pt_health_conf {
+    int         type;                /* PT_HEALTH_* */
+    const char *path;                /* http: the request target */
+    pt_str      host;                /* http: Host (empty: the server's address) */
+    uint32_t    interval_ms;
+    uint32_t    timeout_ms;          /* the whole probe */
+    uint32_t    fall;                /* failed probes in a row that take a server out */
+    uint32_t    rise;                /* passed probes in a row that bring it back */
+    unsigned    status_min, status_max;   /* http: the statuses that pass */
+    const char *body_regex;          /* http: as written, NULL: none */
+    void       *body_re;             /* pcre2_code * */
+    int         line;
+} pt_health_conf;
+
+/* A hash key built from request variables ("$host$uri"): literal text and variables. */
+typedef enum pt_hash_var {
+    PT_HV_TEXT = 0,         /* name: the text itself */
+    PT_HV_URI,              /* the normalised path */
+    PT_HV_REQUEST_URI,      /* the target as sent */
+    PT_HV_ARGS,             /* the query */
+    PT_HV_HOST,
+    PT_HV_REMOTE_ADDR,
+    PT_HV_HTTP,             /* name: a request field */
+    PT_HV_COOKIE,           /* name: a cookie */
+    PT_HV_ARG               /* name: a query argument */
+} pt_hash_var;
+
+typedef struct pt_hash_seg {
+    pt_hash_var var;
+    pt_str      name;
+} pt_hash_seg;
+
+typedef struct pt_hash_key {
+    const char  *text;          /* as written */
+    pt_hash_seg *segs;
+    unsigned     nsegs;
+} pt_hash_key;
 
 struct pt_upstream {
     unsigned            index;
@@ -93,6 +230,14 @@ struct pt_upstream {
     uint32_t            idle_timeout_ms;    /* pooled connection unused this long: closed */
     uint32_t            tunnel_timeout_ms;  /* upgraded (WebSocket) tunnel idle limit */
     uint32_t            buffer_size;        /* response buffer per connection */
+    uint32_t            max_fails;          /* passive health: 0 off */
+    uint32_t            fail_timeout_ms;
+    uint32_t            queue_timeout_ms;   /* every server at max_conns: wait this long */
+    uint64_t            fail_status[10];    /* fail_on_status: bit per status 0..639 */
+    bool                has_backup;
+    pt_health_conf      health;
+    pt_hash_key         hash_key;           /* balance = "hash" */
+    uint64_t           *state_gen;          /* in the shared zone (pt_upstreams_zone) */
 };
 
 typedef struct pt_upstream_list {
@@ -122,10 +267,31 @@ struct pt_upconn {
     pt_defer                  free_later;
 };
 
-/* Per worker, per group: the policy's state and the idle pool. */
+/* Waiting for a server with room (every server of the group at max_conns). */
+typedef struct pt_upstream_waiter pt_upstream_waiter;
+struct pt_upstream_waiter {
+    void               (*fn)(pt_upstream_waiter *w);   /* a request of the group ended */
+    pt_upstream_waiter  *prev, *next;
+    bool                 queued;
+};
+
+/* Per worker, per group: the policy's state, the servers it picks from, the idle pool. */
 struct pt_upstream_rt {
     const pt_upstream *up;
     void              *balance;     /* the policy's per-worker state */
+    /* the worker's view of the shared state (pt_upstream_refresh) */
+    uint64_t           seen_gen;    /* zone state_gen it was built from */
+    uint64_t           refresh_at;  /* monotonic ms: a timed change is due (a passive
+                                     * fail_timeout ends, a slow start step) */
+    pt_timer           refresh_timer;   /* makes it even with no request coming */
+    unsigned          *set;         /* the servers to pick from, ascending */
+    unsigned           nset;
+    bool               backup_set;  /* set holds backups: no primary is live */
+    uint8_t           *eligible;    /* per server: in set */
+    uint32_t          *eweight;     /* per server: weight x 256, ramped in slow start */
+    unsigned           retry_after; /* seconds, when set is empty */
+    pt_upstream_waiter *waiters;    /* requests waiting for room, oldest first */
+    pt_upstream_waiter *waiters_tail;
     pt_upconn        **idle;        /* per server: most recently used first */
     unsigned           nidle;       /* across the group */
     char              *free_bufs[PT_UPSTREAM_FREE_BUFS];  /* response buffers to reuse */
@@ -193,8 +359,13 @@ struct pt_upx {
     pt_upx_state              state;
     pt_upconn                *uc;
     const pt_upstream_server *server;       /* the server of the last attempt */
-    uint64_t                  tried;        /* servers tried, by index bit */
+    uint64_t                  tried[PT_UPSTREAM_SKIP_WORDS];   /* servers tried, by bit */
     unsigned                  connects;     /* connection attempts to distinct servers */
+    unsigned                  attempts;     /* servers tried (connects, broken answers) */
+    bool                      pinned;       /* pt_upx_pin: this server only (probes) */
+    unsigned                  pin;
+    uint64_t                  queue_until;  /* waiting for room (max_conns) until then */
+    pt_upstream_waiter        waiter;
     bool                      reused;       /* uc came from the pool */
     bool                      stale_retried;
     bool                      last_timeout; /* the last connect failure was a timeout */
@@ -223,16 +394,19 @@ struct pt_upx {
     bool                      tunnel_in_eof;    /* tunnel: the origin closed its side */
 
     /* the outcome */
-    unsigned                  status;       /* fail: 502 or 504 (0: nothing to report) */
+    unsigned                  status;       /* fail: 502, 503 or 504 (0: nothing to report) */
+    unsigned                  retry_after;  /* 503: seconds for Retry-After */
     const char               *why;
     bool                      client_failed;/* the owner's body source failed */
     uint64_t                  t_start;      /* monotonic ms */
+    uint64_t                  t_attempt_us; /* monotonic us: this attempt began */
 
     /* set up by each attempt (start_exchange), not zeroed by pt_upx_init */
     pt_h1_parser              parser;
     pt_h1_head                resp;
     pt_h1_chunked             chunked;
     pt_timer                  expect_timer;
+    pt_timer                  queue_timer;
     pt_header                 rheaders[128];
 };
 

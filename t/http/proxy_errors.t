@@ -63,7 +63,9 @@ drip = Origin(drips)
 A = "127.0.0.1:%d"
 ups = [upstream("dead", [A % closed[0]]),
        upstream("failover", [A % closed[1], echo.address], retries=1),
-       upstream("noretry", [A % closed[2], echo.address], retries=0),
+       # max_fails = 0: the refusing server stays in the rotation (passive health would
+       # take it out after its first refusal)
+       upstream("noretry", [A % closed[2], echo.address], retries=0, max_fails=0),
        upstream("alldead", [A % closed[3], A % closed[4], A % closed[5]], retries=1),
        upstream("alldead5", [A % closed[3], A % closed[4], A % closed[5]], retries=5),
        upstream("silent", [silent.address], read_timeout_ms=500),

@@ -38,14 +38,19 @@ MAIN_LOG_RE = r"(\d+\.\d{3}) (\S+) (\d+\.\d{3}|-) (\S+)$"
 
 
 def upstream(name, servers, **opts):
-    """One upstream group. servers: ["127.0.0.1:1234", ("127.0.0.1:99", 3), ...]."""
+    """One upstream group. servers: ["127.0.0.1:1234", ("127.0.0.1:99", 3),
+    {"address": "127.0.0.1:98", "backup": True}, ...]. Option strings are quoted unless
+    they start with '(', '[' or '{'."""
     sv = []
     for s in servers:
         if isinstance(s, tuple):
             sv.append('{ address = "%s"; weight = %d; }' % s)
+        elif isinstance(s, dict):
+            sv.append("{ " + " ".join("%s = %s;" % (k, _val(v)) for k, v in s.items()) + " }")
         else:
             sv.append('{ address = "%s"; }' % s)
-    extra = "".join(" %s = %s;" % (k, _val(v)) for k, v in opts.items())
+    extra = "".join(" %s = %s;" % (k, v if isinstance(v, str) and v[:1] in "([{" else _val(v))
+                    for k, v in opts.items())
     return '{ name = "%s"; servers = ( %s );%s }' % (name, ", ".join(sv), extra)
 
 
