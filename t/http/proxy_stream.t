@@ -8,7 +8,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from proxytest import *
 
-watchdog(int(os.environ.get("PORTICO_TEST_TIMEOUT", "0")) or 400)
+watchdog(int(os.environ.get("PORTICO_TEST_TIMEOUT", "0")) or 900)
 
 GIB = 1 << 30
 RSS_LIMIT_KB = 4096          # "less than a few MiB"

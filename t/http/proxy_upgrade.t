@@ -107,15 +107,15 @@ def sender():
 
 t = threading.Thread(target=sender)
 t.start()
-got = read_n(c, len(data), 20)
-t.join(20)
+got = read_n(c, len(data), 60)
+t.join(60)
 is_((sent, len(got), sha256(got) == sha256(data)), ([len(data)], len(data), True),
     "4 MiB each way at the same time: all of it, intact")
 
 c.shutdown_write()
 t0 = time.monotonic()
-ok(c.closed(3.0), "the client's close reaches the origin, whose close reaches the client")
-is_(ws.wait_open(0, 3), 0, "the origin connection is closed")
+ok(c.closed(10.0), "the client's close reaches the origin, whose close reaches the client")
+is_(ws.wait_open(0, 10), 0, "the origin connection is closed")
 c.close()
 is_(wait_fds(w, BASE), BASE, "...and portico holds no descriptor for the tunnel any more")
 

@@ -29,7 +29,7 @@ def read_pid(path):
         return None
 
 
-def masters_workers(pid, n, timeout=10):
+def masters_workers(pid, n, timeout=30):
     """Wait until master pid has n worker children (portico worker processes)."""
     def is_worker(c):
         try:
@@ -78,7 +78,7 @@ class Load:
             t.join(10)
 
 
-def stop_master(pid, timeout=10):
+def stop_master(pid, timeout=30):
     if not proc_alive(pid):             # gone (its number may be another process's now)
         return True
     try:
@@ -161,7 +161,7 @@ ok(load.seen_since(b"v2\n"), "...B serves on")
 # --- upgrade B -> C, then roll back: HUP to B, QUIT to C ----------------------------------------------------
 p.write_config(conf("v3"))
 os.kill(B, signal.SIGUSR2)
-ok(wait_for(lambda: read_pid(oldbin) == B and read_pid(p.pid_path) not in (None, B), 5), "upgrade B -> C")
+ok(wait_for(lambda: read_pid(oldbin) == B and read_pid(p.pid_path) not in (None, B), 20), "upgrade B -> C")
 C = Pid.of(read_pid(p.pid_path))
 strays.append(C)
 is_(len(masters_workers(C, 2)), 2, "...C has two workers")
@@ -173,7 +173,7 @@ mark = p.log_mark()
 os.kill(B, signal.SIGHUP)
 is_(len(masters_workers(B, 2)), 2, "rollback: HUP gives B two workers again")
 ok(stop_master(C), "...QUIT: C exits")
-ok(p.wait_log(r"%d#master: binary upgrade: the new master \(pid %d\) exited with code 0" % (B, C), 5, mark),
+ok(p.wait_log(r"%d#master: binary upgrade: the new master \(pid %d\) exited with code 0" % (B, C), 20, mark),
    "...B logs it")
 is_(read_pid(p.pid_path), B, "...and takes its pid file back")
 ok(not os.path.exists(oldbin), "...no PID.oldbin left")
