@@ -234,6 +234,49 @@ static int set_listeners(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key
     return PT_OK;
 }
 
+pt_listener_conf *pt_conf_add_listener(pt_conf_ctx *cx, config_setting_t *s,
+                                       const char *name, const char *address,
+                                       const pt_module *handler)
+{
+    pt_conf *conf = cx->conf;
+    pt_conf_loader *lc = pt_conf_loader_of(cx);
+    unsigned n = conf->nlisteners;
+    pt_listener_conf *ls = pt_conf_alloc(cx, (n + 1) * sizeof(*ls));
+    const config_setting_t **set = pt_conf_alloc(cx, (n + 1) * sizeof(*set));
+    if (ls == NULL || set == NULL)
+        return NULL;
+    /* the array moves: routes and modules refer to listeners by index, not pointer */
+    memcpy(ls, conf->listeners, n * sizeof(*ls));
+    memcpy(set, lc->listener_settings, n * sizeof(*set));
+    pt_listener_conf *l = &ls[n];
+    l->index = n;
+    l->name = name;
+    l->address = address;
+    l->backlog = 511;
+    l->line = (int) pt_conf_setting_line(cx, s);
+    l->handler = handler;
+    set[n] = s;
+    if (pt_conf_parse_addr(cx, s, address, false, &l->addr, &l->addrlen) != PT_OK)
+        return NULL;
+    for (unsigned j = 0; j < n; j++) {
+        if (strcmp(ls[j].name, name) == 0) {
+            pt_conf_error(cx, s, "\"%s\" is already the name of listeners[%u]", name, j);
+            return NULL;
+        }
+        if (same_addr(l, &ls[j])) {
+            pt_conf_error(cx, s, "\"%s\" is already the address of listeners[%u]", address,
+                          j);
+            return NULL;
+        }
+    }
+    if ((l->mod_conf = pt_conf_mod_confs(cx, PT_SCOPE_LISTENER, NULL, l)) == NULL)
+        return NULL;
+    conf->listeners = ls;
+    lc->listener_settings = set;
+    conf->nlisteners = n + 1;
+    return l;
+}
+
 /* ---- routes ---- */
 
 static int host_error(pt_conf_ctx *cx, config_setting_t *s, const char *v, const char *why)
@@ -479,6 +522,7 @@ static int set_methods(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *
 }
 
 const pt_conf_key pt_conf_route_keys[] = {
+    { "name", 0, pt_conf_set_str, offsetof(pt_route, name), 1, 128, NULL },
     { "host", 0, set_host, 0, 0, 0, NULL },
     { "path_prefix", 0, set_path_prefix, offsetof(pt_route, path_prefix), 1, 0, NULL },
     { "path_regex", 0, set_path_regex, 0, 0, 0, NULL },

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "portico/conf.h"
+#include "portico/pool.h"
 #include "conf_int.h"
 
 typedef struct {
@@ -459,4 +460,35 @@ const char *pt_conf_text_where(const pt_conf_text *t, unsigned n, unsigned *line
     }
     *line = t->runs[lo].line + (n - t->runs[lo].first);
     return t->runs[lo].file;
+}
+
+/* ---- small files named by keys (secrets) ---- */
+
+int pt_conf_read_small_file(pt_conf_ctx *cx, config_setting_t *s, const char *path,
+                            size_t max, pt_str *out)
+{
+    reader r;
+    char why[512], *data = NULL, full[4096];
+    size_t len = 0;
+    struct stat st;
+
+    memset(&r, 0, sizeof(r));
+    /* relative to the main file's directory, as @include names */
+    const char *slash = strrchr(cx->file, '/');
+    if (path[0] != '/' && slash)
+        snprintf(full, sizeof(full), "%.*s%s", (int) (slash - cx->file) + 1, cx->file, path);
+    else
+        snprintf(full, sizeof(full), "%s", path);
+    if (read_regular(&r, full, &data, &len, &st, why, sizeof(why)) != PT_OK)
+        return pt_conf_error(cx, s, "\"%s\": %s", full, why);
+    while (len && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+        len--;
+    if (len == 0 || len > max) {
+        free(data);
+        return pt_conf_error(cx, s, "\"%s\": %s", full, len ? "too large" : "empty");
+    }
+    out->data = pt_pstrndup(cx->pool, data, len);
+    out->len = len;
+    free(data);
+    return out->data ? PT_OK : pt_conf_error(cx, s, "out of memory");
 }

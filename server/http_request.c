@@ -6,6 +6,7 @@
 #include "portico/conf.h"
 #include "portico/h1.h"
 #include "portico/log.h"
+#include "portico/metrics.h"
 #include "portico/pool.h"
 #include "portico/shm.h"
 #include "portico/str.h"
@@ -94,6 +95,10 @@ void pt_http_process(pt_request *r)
     const pt_limits *lim = &pt_wconf->limits;
 
     PT_ASSERT(r->sess != NULL && !r->header_sent && !r->finalized);
+    if (pt_stats_mine && !r->busy) {
+        r->busy = true;             /* the connection is not idle until it is logged */
+        pt_stats_mine->busy++;
+    }
     lower_host(r);
     if (r->head.path.len == 1 && r->head.path.data[0] == '*') {
         r->path = PT_STR("*");
@@ -123,8 +128,10 @@ void pt_http_process(pt_request *r)
         return;
     }
 
-    r->route = pt_route_find(pt_wconf, r->host, r->path, r->head.method, r->head.method_name,
-                             c->listener->conf->index);
+    /* a module's own listener (admin) answers everything itself: no route applies */
+    r->route = c->listener->conf->handler ? NULL
+               : pt_route_find(pt_wconf, r->host, r->path, r->head.method,
+                               r->head.method_name, c->listener->conf->index);
     r->phase = 0;
     r->phase_index = 0;
     pt_http_run_phases(r);
@@ -149,12 +156,13 @@ void pt_http_run_phases(pt_request *r)
         r->phase++;
         r->phase_index = 0;
     }
-    if (r->route == NULL || r->route->content == NULL) {
+    const pt_module *content = r->route ? r->route->content : r->conn->listener->conf->handler;
+    if (content == NULL) {
         r->error_reason = "no route matches";
         pt_http_finalize(r, 404);
         return;
     }
-    int rc = r->route->content->content(r);
+    int rc = content->content(r);
     if (rc >= 100)
         pt_http_finalize(r, rc);
     else if (rc == PT_ERROR)
@@ -239,5 +247,9 @@ void pt_http_request_log(pt_request *r)
     if (pt_stats_mine) {
         unsigned cls = r->status / 100;
         pt_stats_mine->status[cls <= 5 ? cls : 0]++;
+        if (r->busy && pt_stats_mine->busy)
+            pt_stats_mine->busy--;
+        r->busy = false;
     }
+    pt_metrics_request(r);
 }

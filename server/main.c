@@ -26,6 +26,7 @@
 #include "portico/pidfile.h"
 #include "portico/upgrade.h"
 #include "portico/process.h"
+#include "portico/metrics.h"
 #include "portico/shm.h"
 
 #define DEFAULT_CONF PT_SYSCONFDIR "/portico/portico.conf"
@@ -232,7 +233,8 @@ static int start(const char *path)
             fprintf(stderr, "portico: cannot open the listening sockets (see %s)\n", where);
         goto fail;
     }
-    if (pt_stats_init() != PT_OK || pt_shm_map(conf, NULL) != PT_OK) {
+    if (pt_stats_init() != PT_OK || pt_metrics_init() != PT_OK
+        || pt_shm_map(conf, NULL) != PT_OK) {
         if (*where)
             fprintf(stderr, "portico: cannot map shared memory (see %s)\n", where);
         goto fail;
@@ -246,6 +248,8 @@ static int start(const char *path)
     cycle.stats_slot = -1;
     cycle.master_pid = getpid();
     pt_cycle_cur = &cycle;
+    pt_stats_zone->generation = 1;
+    pt_metrics_families_init();
     for (unsigned i = 0; i < pt_nmodules; i++) {
         if (pt_modules[i]->master_init && pt_modules[i]->master_init(&cycle) != PT_OK) {
             fprintf(stderr, "portico: module %s failed to initialise%s%s%s\n",

@@ -75,6 +75,8 @@ typedef struct pt_listener_conf {
     int                     line;
     bool                    proxy_protocol;           /* a PROXY header opens each connection */
     pt_cidr_list            proxy_protocol_trusted;   /* who may send one; empty: anyone */
+    const pt_module        *handler;    /* answers every request on it, no routing (a
+                                         * module's own listener: the admin listener) */
     void                  **mod_conf;   /* by module index; NULL where a module has none */
 } pt_listener_conf;
 
@@ -82,6 +84,7 @@ typedef struct pt_listener_conf {
 typedef struct pt_route {
     unsigned           index;
     int                line;
+    const char        *name;           /* `name`, for metrics; NULL: none */
     pt_str             host;           /* lower-case; for "*.example.com": ".example.com" */
     bool               host_wildcard;
     bool               has_host;

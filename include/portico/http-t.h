@@ -100,6 +100,7 @@ struct pt_request {
     bool             no_body;          /* HEAD, 1xx, 204, 304 */
     bool             finalized;        /* the content handler is done with it */
     bool             aborted;
+    bool             busy;             /* counted in the worker's busy connections */
     bool             wait_writable;    /* spliced body: on_write when the transport drains */
     uint64_t         bytes_sent;       /* whole response on the wire, for the log */
     size_t           resp_head_len;    /* bytes of the response head (body = sent - head) */
