@@ -540,16 +540,25 @@ int pt_conf_set_routes(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *
 
     if (!config_setting_is_list(s))
         return pt_conf_type_error(cx, s, "a list ( { ... }, ... )");
-    unsigned n = (unsigned) config_setting_length(s);
+    unsigned n = (unsigned) config_setting_length(s), old = conf->nroutes;
     if (n == 0)
         return PT_OK;   /* every request gets the core's 404 */
-    conf->routes = pt_conf_alloc(cx, n * sizeof(pt_route));
-    lc->route_settings = pt_conf_alloc(cx, n * sizeof(config_setting_t *));
-    if (conf->routes == NULL || lc->route_settings == NULL)
+    /* appended after the routes already parsed (the main file's, then each included
+     * file's): nothing refers to a route by address before the routes are all in */
+    pt_route *routes = pt_conf_alloc(cx, (old + n) * sizeof(pt_route));
+    const config_setting_t **set = pt_conf_alloc(cx, (old + n) * sizeof(config_setting_t *));
+    if (routes == NULL || set == NULL)
         return PT_ERROR;
+    if (old) {
+        memcpy(routes, conf->routes, old * sizeof(pt_route));
+        memcpy(set, lc->route_settings, old * sizeof(*set));
+    }
+    conf->routes = routes;
+    lc->route_settings = set;
 
-    for (unsigned i = 0; i < n; i++) {
-        config_setting_t *e = config_setting_get_elem(s, i);
+    for (unsigned j = 0; j < n; j++) {
+        config_setting_t *e = config_setting_get_elem(s, j);
+        unsigned i = old + j;
         pt_route *rt = &conf->routes[i];
 
         lc->route_settings[i] = e;
@@ -587,6 +596,7 @@ const pt_conf_key pt_conf_main_keys[] = {
     { "listeners", PT_SCOPE_MAIN, set_listeners, 0, 0, 0, NULL },
     { "routes", PT_SCOPE_MAIN, pt_conf_set_routes, 0, 0, 0, NULL },
     { "upstreams", PT_SCOPE_MAIN, pt_upstream_conf_set, 0, 0, 0, NULL },
+    { "include", PT_SCOPE_MAIN, pt_conf_set_include, 0, 0, 0, NULL },
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
 
