@@ -23,10 +23,12 @@
 #include "portico/logfile.h"
 #include "portico/module.h"
 #include "portico/pool.h"
+#include "access_log.h"
 
 enum {
     PT_ACCESS_LOG_COMBINED = 0,
-    PT_ACCESS_LOG_MAIN
+    PT_ACCESS_LOG_MAIN,
+    PT_ACCESS_LOG_JSON
 };
 
 typedef struct {
@@ -42,7 +44,7 @@ pt_module pt_access_log_module;
 
 /* ---- configuration ---- */
 
-static const char *const access_log_formats[] = { "combined", "main", NULL };
+static const char *const access_log_formats[] = { "combined", "main", "json", NULL };
 
 static const pt_conf_key access_log_keys[] = {
     { "path", 0, pt_conf_set_str, offsetof(pt_access_log_conf, path), 1, 4095, NULL },
@@ -234,6 +236,10 @@ static void access_log_request(pt_request *r)
     char *p = line, *end = line + sizeof(line) - 64;
     pt_str when = pt_clock_log_time(r->start_ms);
 
+    if (c->format == PT_ACCESS_LOG_JSON) {
+        p = pt_access_log_json(r, p, end);
+        goto line;
+    }
     memcpy(p, r->conn->peer_ip, r->conn->peer_ip_len);
     p += r->conn->peer_ip_len;
     p += snprintf(p, (size_t) (end - p), " - - [%.*s] \"", (int) when.len, when.data);
@@ -270,6 +276,7 @@ static void access_log_request(pt_request *r)
             p += snprintf(p, (size_t) (end - p), " -");
         p += snprintf(p, (size_t) (end - p), " %s", r->cache_status ? r->cache_status : "-");
     }
+line:
     *p++ = '\n';
     size_t n = (size_t) (p - line);
 

@@ -26,6 +26,7 @@ void pt_conf_defaults(pt_conf *conf)
 
     conf->workers = (unsigned) (ncpu < 1 ? 1 : ncpu > PT_MAX_WORKERS ? PT_MAX_WORKERS : ncpu);
     conf->daemon = false;
+    conf->request_id = true;
     conf->user = NULL;
     conf->group = NULL;
     conf->pid_file = PT_RUNSTATEDIR "/portico.pid";
@@ -583,6 +584,8 @@ int pt_conf_set_routes(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *
 const pt_conf_key pt_conf_main_keys[] = {
     { "workers", PT_SCOPE_MAIN, set_workers, 0, 1, PT_MAX_WORKERS, NULL },
     { "daemon", PT_SCOPE_MAIN, pt_conf_set_bool, offsetof(pt_conf, daemon), 0, 0, NULL },
+    { "request_id", PT_SCOPE_MAIN, pt_conf_set_bool, offsetof(pt_conf, request_id), 0, 0,
+      NULL },
     { "user", PT_SCOPE_MAIN, pt_conf_set_str, offsetof(pt_conf, user), 1, 255, NULL },
     { "group", PT_SCOPE_MAIN, pt_conf_set_str, offsetof(pt_conf, group), 1, 255, NULL },
     { "pid_file", PT_SCOPE_MAIN, pt_conf_set_str, offsetof(pt_conf, pid_file), 1, 4095, NULL },

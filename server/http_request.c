@@ -128,6 +128,12 @@ void pt_http_process(pt_request *r)
         return;
     }
 
+    if (pt_http_request_id(r) != PT_OK) {
+        r->keepalive = false;
+        pt_http_refuse(r, 500, "out of memory");
+        return;
+    }
+
     /* a module's own listener (admin) answers everything itself: no route applies */
     r->route = c->listener->conf->handler ? NULL
                : pt_route_find(pt_wconf, r->host, r->path, r->head.method,

@@ -262,6 +262,7 @@ void pt_worker_main(pt_cycle *cy)
         pt_stats_mine->generation = cy->generation;
     }
     pt_metrics_worker_init(cy->stats_slot);
+    pt_request_id_seed();
 
     if (pt_loop_init(&loop) != PT_OK)
         exit(2);

@@ -130,6 +130,7 @@ struct pt_conf {
     const char       *file;
     unsigned          workers;
     bool              daemon;
+    bool              request_id;   /* X-Request-Id kept or made for every request */
     const char       *user;       /* NULL: not set */
     bool              user_implied;   /* user is PT_DEFAULT_USER: the master is root and
                                          none was set (pt_process_user) */

@@ -113,6 +113,8 @@ struct pt_request {
     unsigned         upstream_status;
     unsigned         retry_after;      /* seconds: Retry-After on the core's error page */
     const char      *cache_status;     /* NULL: "-" */
+    pt_str           request_id;       /* X-Request-Id (len 0: none: refused early, or
+                                        * request_id = false) */
 
     /* set by the content handler; the session calls them from the event loop */
     void           (*on_write)(pt_request *r);  /* queued output drained: send more */
