@@ -258,6 +258,11 @@ static void dispatch(pt_request *r)
         pt_admin_api(r, (pt_str) { p.len - 4, p.data + 4 });
         return;
     }
+    if (get && pt_str_eq(p, PT_STR("/favicon.ico"))) {
+        /* browsers ask whatever the page says: no icon, and no 404 in their console */
+        pt_http_respond(r, 204, PT_STR_NULL, PT_STR_NULL);
+        return;
+    }
     bool known = pt_str_eq(p, PT_STR("/metrics")) || pt_str_eq(p, PT_STR("/status"))
                  || pt_str_eq(p, PT_STR("/"));
     if (!known) {
