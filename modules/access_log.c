@@ -23,6 +23,7 @@
 #include "portico/logfile.h"
 #include "portico/module.h"
 #include "portico/pool.h"
+#include "portico/syslog.h"
 #include "access_log.h"
 
 enum {
@@ -32,7 +33,9 @@ enum {
 };
 
 typedef struct {
-    const char *path;          /* "-" = stderr */
+    const char *path;          /* "-" = stderr; "syslog:..." a syslog output */
+    int         facility;      /* syslog */
+    const char *tag;
     int         format;        /* PT_ACCESS_LOG_* */
     bool        enabled;
     uint32_t    buffer_size;   /* bytes kept before a write; 0 = a write per request */
@@ -46,8 +49,20 @@ pt_module pt_access_log_module;
 
 static const char *const access_log_formats[] = { "combined", "main", "json", NULL };
 
+static int set_path(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, void *base)
+{
+    if (pt_conf_set_str(cx, s, k, base) != PT_OK)
+        return PT_ERROR;
+    const char *path = ((pt_access_log_conf *) base)->path;
+    const char *why = pt_syslog_is_target(path) ? pt_syslog_check(path) : NULL;
+    return why ? pt_conf_error(cx, s, "%s", why) : PT_OK;
+}
+
 static const pt_conf_key access_log_keys[] = {
-    { "path", 0, pt_conf_set_str, offsetof(pt_access_log_conf, path), 1, 4095, NULL },
+    { "path", 0, set_path, offsetof(pt_access_log_conf, path), 1, 4095, NULL },
+    { "facility", 0, pt_conf_set_enum, offsetof(pt_access_log_conf, facility), 0, 0,
+      pt_syslog_facility_names },
+    { "tag", 0, pt_conf_set_str, offsetof(pt_access_log_conf, tag), 1, 48, NULL },
     { "format", 0, pt_conf_set_enum, offsetof(pt_access_log_conf, format), 0, 0,
       access_log_formats },
     { "enabled", 0, pt_conf_set_bool, offsetof(pt_access_log_conf, enabled), 0, 0, NULL },
@@ -68,6 +83,8 @@ static int access_log_conf_init(pt_conf_ctx *cx, void *mconf)
     pt_access_log_conf *c = mconf;
 
     c->path = "-";
+    c->facility = PT_SYSLOG_DEFAULT_FACILITY;
+    c->tag = "portico";
     c->format = PT_ACCESS_LOG_MAIN;
     c->enabled = true;
     c->buffer_size = 65536;
@@ -111,6 +128,16 @@ static int access_log_master_init(pt_cycle *cy)
     if (to_stderr(c)) {
         c->fd = STDERR_FILENO;
         return PT_OK;
+    }
+    if (pt_syslog_is_target(c->path)) {
+        char err[256];
+        c->fd = pt_logfile_open_syslog(c->path, c->facility, c->tag, err, sizeof(err));
+        if (c->fd < 0) {
+            pt_log(PT_LOG_EMERG, "cannot open the access log's syslog output \"%s\": %s",
+                   c->path, err);
+            return PT_ERROR;
+        }
+        return pt_pool_cleanup_add(cy->conf->pool, close_fd, c);
     }
     c->fd = open_log(c, cy->conf->user);
     if (c->fd < 0) {
@@ -171,8 +198,8 @@ static void access_log_worker_exit(pt_cycle *cy)
 static void access_log_reopen(pt_cycle *cy)
 {
     pt_access_log_conf *c = cur_conf(cy);
-    if (!c->enabled || to_stderr(c))
-        return;
+    if (!c->enabled || to_stderr(c) || pt_syslog_is_target(c->path))
+        return;                         /* a socket: nothing to reopen */
     if (cy->worker < 0) {
         /* master: create the new file with the right owner before the workers open it */
         int fd = open_log(c, cy->conf->user);

@@ -8,6 +8,7 @@
 #include <pcre2.h>
 
 #include "portico/cidr.h"
+#include "portico/syslog.h"
 #include "portico/conf.h"
 #include "portico/h1.h"
 #include "portico/log.h"
@@ -34,6 +35,8 @@ void pt_conf_defaults(pt_conf *conf)
     conf->underscores_in_headers = PT_H1_US_DROP;
     conf->error_log_path = "-";
     conf->error_log_level = PT_LOG_INFO;
+    conf->error_log_facility = PT_SYSLOG_DEFAULT_FACILITY;
+    conf->error_log_tag = "portico";
     conf->limits = (pt_limits) {
         .max_connections = 10000,
         .client_header_timeout_ms = 10000,
@@ -95,8 +98,21 @@ static const char *const log_levels[] = {
     "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug", NULL
 };
 
+static int set_log_path(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,
+                        void *base)
+{
+    if (pt_conf_set_str(cx, s, k, base) != PT_OK)
+        return PT_ERROR;
+    const char *path = *(const char **) ((char *) base + k->offset);
+    const char *why = pt_syslog_is_target(path) ? pt_syslog_check(path) : NULL;
+    return why ? pt_conf_error(cx, s, "%s", why) : PT_OK;
+}
+
 static const pt_conf_key error_log_keys[] = {
-    { "path", 0, pt_conf_set_str, offsetof(pt_conf, error_log_path), 1, 4095, NULL },
+    { "path", 0, set_log_path, offsetof(pt_conf, error_log_path), 1, 4095, NULL },
+    { "facility", 0, pt_conf_set_enum, offsetof(pt_conf, error_log_facility), 0, 0,
+      pt_syslog_facility_names },
+    { "tag", 0, pt_conf_set_str, offsetof(pt_conf, error_log_tag), 1, 48, NULL },
     { "level", 0, pt_conf_set_enum, offsetof(pt_conf, error_log_level), 0, 0, log_levels },
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };

@@ -172,7 +172,7 @@ static int daemonize(const pt_conf *conf)
     dup2(fd, STDOUT_FILENO);
     /* error_log "-" keeps writing where stderr went; otherwise stray stderr output goes
      * to the error log. */
-    if (strcmp(conf->error_log_path, "-") != 0)
+    if (pt_log_fd() != STDERR_FILENO)
         dup2(pt_log_fd(), STDERR_FILENO);
     if (fd > STDERR_FILENO)
         close(fd);
@@ -196,12 +196,13 @@ static int start(const char *path)
         fprintf(stderr, "portico: %s\n", err);
         goto fail;
     }
+    pt_log_set_syslog(conf->error_log_facility, conf->error_log_tag);
     if (pt_log_open(conf->error_log_path, conf->error_log_level) != PT_OK) {
         fprintf(stderr, "portico: cannot open the error log %s: %s\n", conf->error_log_path,
                 strerror(errno));
         goto fail;
     }
-    if (strcmp(conf->error_log_path, "-") != 0)
+    if (pt_log_fd() != STDERR_FILENO)
         where = conf->error_log_path;
     pt_fdlimit_raise();
 

@@ -651,6 +651,7 @@ static void reload_configuration(void)
         && strcmp(nc->pid_file, cur->cycle.conf->pid_file) != 0
         && pt_pidfile_move(nc->pid_file, getpid(), err, sizeof(err)) != PT_OK)
         pt_log(PT_LOG_ERR, "keeping pid file %s: %s", pt_pidfile_path(), err);
+    pt_log_set_syslog(nc->error_log_facility, nc->error_log_tag);
     if (pt_log_open(nc->error_log_path, nc->error_log_level) == PT_OK)
         log_chown(g);
 

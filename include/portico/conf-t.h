@@ -141,6 +141,8 @@ struct pt_conf {
     int               underscores_in_headers;   /* PT_H1_US_* */
     const char       *error_log_path;   /* "-" = stderr */
     int               error_log_level;  /* PT_LOG_* */
+    int               error_log_facility;   /* syslog outputs */
+    const char       *error_log_tag;
     pt_limits         limits;
     pt_listener_conf *listeners;
     unsigned          nlisteners;
