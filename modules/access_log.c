@@ -34,13 +34,13 @@ enum {
 
 typedef struct {
     const char *path;          /* "-" = stderr; "syslog:..." a syslog output */
-    int         facility;      /* syslog */
-    const char *tag;
     int         format;        /* PT_ACCESS_LOG_* */
     bool        enabled;
     uint32_t    buffer_size;   /* bytes kept before a write; 0 = a write per request */
     uint32_t    flush_ms;      /* longest time a line waits in the buffer */
     int         fd;            /* opened by the master, inherited; -1 when off */
+    int         facility;      /* syslog outputs */
+    const char *tag;
 } pt_access_log_conf;
 
 pt_module pt_access_log_module;
