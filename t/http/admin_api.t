@@ -133,4 +133,13 @@ ok(wait_for(lambda: json.loads(admin_get(p, SV1).body)["state"] == "up", 10),
 is_(json.loads(admin_get(p, "/api/upstreams/app/servers/" + S0).body)["weight"], 1,
     "and s0's weight is the configuration's again")
 
+# -- a weight set through the API steers the traffic of every worker
+r = api_post(p, SV1, {"weight": 3}, token=TOKEN)
+is_(r.status, 200, "POST weight 3 on s1")
+from balancetest import load
+got = load(p, 800, conns=16)
+is_(got.errors, [], "800 requests, none failed")
+share = got["s1"] / 800.0
+ok(0.68 <= share <= 0.82, "s1 takes about 3/4 of them with weight 3 against 1 (%.3f)" % share)
+
 done_testing()
