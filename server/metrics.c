@@ -228,7 +228,7 @@ extern const pt_metric_family *const pt_metrics_core_families[];   /* metrics_co
 static const pt_metric_family *families[MAX_FAMILIES];
 static unsigned nfamilies;
 
-static void family_add(const pt_metric_family *f)
+void pt_metrics_family_add(const pt_metric_family *f)
 {
     if (pt_metrics_family_find(f->name) == NULL && nfamilies < MAX_FAMILIES)
         families[nfamilies++] = f;
@@ -238,11 +238,11 @@ void pt_metrics_families_init(void)
 {
     nfamilies = 0;
     for (unsigned i = 0; pt_metrics_core_families[i]; i++)
-        family_add(pt_metrics_core_families[i]);
+        pt_metrics_family_add(pt_metrics_core_families[i]);
     for (unsigned m = 0; m < pt_nmodules; m++)
         for (unsigned i = 0; pt_modules[m]->metric_families
                              && pt_modules[m]->metric_families[i]; i++)
-            family_add(pt_modules[m]->metric_families[i]);
+            pt_metrics_family_add(pt_modules[m]->metric_families[i]);
 }
 
 const pt_metric_family *pt_metrics_family_find(const char *name)

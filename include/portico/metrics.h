@@ -43,6 +43,9 @@ void pt_metric_observe(const pt_metric_family *f, int32_t id, uint64_t v);
  * (pt_module.metric_families), registered by pt_metrics_families_init at start. */
 void pt_metrics_families_init(void);
 const pt_metric_family *pt_metrics_family_find(const char *name);
+/* One more family (after pt_metrics_families_init; once per name): for code that is no
+ * module (the unit tests). */
+void pt_metrics_family_add(const pt_metric_family *f);
 
 /* ---- reading ---- */
 
