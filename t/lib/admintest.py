@@ -83,18 +83,18 @@ class Metrics:
         self.samples = {}       # (name, labels tuple sorted) -> value
         self.order = []         # (name, labels) in file order
 
-    def get(self, name, **labels):
-        """Samples of name whose labels include the given ones: [(labels dict, value)]."""
+    def get(self, metric, **labels):
+        """Samples of metric whose labels include the given ones: [(labels dict, value)]."""
         out = []
         for (n, lab), v in self.samples.items():
             d = dict(lab)
-            if n == name and all(d.get(k) == str(w) for k, w in labels.items()):
+            if n == metric and all(d.get(k) == str(w) for k, w in labels.items()):
                 out.append((d, v))
         return out
 
-    def value(self, name, **labels):
+    def value(self, metric, **labels):
         """The sum of the matching samples (None when there is none)."""
-        got = self.get(name, **labels)
+        got = self.get(metric, **labels)
         return sum(v for _, v in got) if got else None
 
 
@@ -232,12 +232,12 @@ def wait_admin(p, timeout=10):
         raise PorticoError("the admin listener does not accept\n" + p.logs_text())
 
 
-def wait_metric(p, name, want, timeout=5.0, **labels):
+def wait_metric(p, metric, want, timeout=5.0, **labels):
     """Scrapes until the metric's value is want; returns the last value seen."""
     last = [None]
 
     def check():
-        last[0] = scrape(p).value(name, **labels)
+        last[0] = scrape(p).value(metric, **labels)
         return last[0] == want
     wait_for(check, timeout, 0.05)
     return last[0]
