@@ -2,7 +2,8 @@
  * error log) with the origin's. A client's (or a load balancer's in front) is kept when
  * it is a plain token; otherwise one is made: 128 random bits as 32 hex digits, from a
  * per-worker generator seeded from the kernel once, so a request costs no system call.
- * The field is then part of the request head, so the proxy passes it on. */
+ * A made one is not added to the client's head (limits and rules see what the client
+ * sent): the proxy sends it to the origin in place of the client's field. */
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -77,6 +78,6 @@ int pt_http_request_id(pt_request *r)
     }
     id[32] = '\0';
     r->request_id = (pt_str) { 32, id };
-    /* a client's unusable value is replaced, so the origin sees the id portico logs */
-    return pt_http_req_header_set(r, name, r->request_id);
+    r->request_id_made = true;
+    return PT_OK;
 }

@@ -115,6 +115,8 @@ struct pt_request {
     const char      *cache_status;     /* NULL: "-" */
     pt_str           request_id;       /* X-Request-Id (len 0: none: refused early, or
                                         * request_id = false) */
+    bool             request_id_made;  /* portico made it: the proxy sends it in place of
+                                        * any the client sent */
 
     /* set by the content handler; the session calls them from the event loop */
     void           (*on_write)(pt_request *r);  /* queued output drained: send more */
