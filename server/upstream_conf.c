@@ -9,6 +9,7 @@
 #include "portico/log.h"
 #include "portico/pool.h"
 #include "portico/shm.h"
+#include "portico/tls.h"
 #include "portico/upstream.h"
 
 static const pt_balancer *const balancers[] = { &pt_balance_round_robin, NULL };
@@ -115,6 +116,7 @@ static const pt_conf_key upstream_keys[] = {
     { "buffer_size", 0, pt_conf_set_uint32, offsetof(pt_upstream, buffer_size),
       4096, 1048576, NULL },
     { "balance", 0, set_balance, 0, 0, 0, NULL },
+    { "tls", 0, pt_tls_client_conf_set, offsetof(pt_upstream, tls), 0, 0, NULL },
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
 

@@ -93,6 +93,7 @@ struct pt_upstream {
     uint32_t            idle_timeout_ms;    /* pooled connection unused this long: closed */
     uint32_t            tunnel_timeout_ms;  /* upgraded (WebSocket) tunnel idle limit */
     uint32_t            buffer_size;        /* response buffer per connection */
+    struct pt_tls_client *tls;              /* NULL: plain TCP to the servers (tls-t.h) */
 };
 
 typedef struct pt_upstream_list {
