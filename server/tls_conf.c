@@ -387,8 +387,8 @@ static int build_sets(pt_conf_ctx *cx, config_setting_t *s, pt_tls_server *ts)
             }
             if (ns->cert[c->key_type] >= 0 && (unsigned) ns->cert[c->key_type] != i)
                 return pt_conf_error(cx, config_setting_get_elem(list, i), "%s: %s is "
-                                     "already served by certificates[%d] (%s), a %s "
-                                     "certificate too", c->cert_file, c->names[j],
+                                     "already served by certificates[%d] (%s), of the same "
+                                     "key type (%s)", c->cert_file, c->names[j],
                                      ns->cert[c->key_type],
                                      ts->certs[ns->cert[c->key_type]].cert_file,
                                      key_type_name(c->key_type));
