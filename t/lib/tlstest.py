@@ -104,10 +104,24 @@ def cert_serial(pem_or_der_path):
     return int(out.strip().split("=", 1)[1], 16)
 
 
+_contexts = {}
+
+
 def client_ctx(ca=None, alpn=None, min_version=None, max_version=None, ciphers=None,
                cert=None, tickets=True):
     """A client context that verifies the server against ca (a CA or a path; not the
-    host name: tests pick names with SNI), or verifies nothing when ca is None."""
+    host name: tests pick names with SNI), or verifies nothing when ca is None. The same
+    arguments give the same context (a session resumes only with the context it was
+    made with)."""
+    key = (ca.cert if isinstance(ca, CA) else ca, tuple(alpn or ()), min_version,
+           max_version, ciphers, cert.cert if cert else None, tickets)
+    if key not in _contexts:
+        _contexts[key] = _new_client_ctx(ca, alpn, min_version, max_version, ciphers, cert,
+                                          tickets)
+    return _contexts[key]
+
+
+def _new_client_ctx(ca, alpn, min_version, max_version, ciphers, cert, tickets):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     if ca is None:
