@@ -247,6 +247,7 @@ class Origin:
         self.tls_failures = 0
         self.tls_sni = []          # the server name each handshake asked for (or None)
         self.tls_versions = []
+        self.tls_resumed = []
         if tls is not None:
             def record_sni(sock, name, ctx):
                 with self.lock:
@@ -323,6 +324,7 @@ class Origin:
                     return
                 with self.lock:
                     self.tls_versions.append(c.sock.version())
+                    self.tls_resumed.append(c.sock.session_reused)
             if self.raw:
                 try:
                     self.handler(self, c)
