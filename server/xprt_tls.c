@@ -175,8 +175,10 @@ static ssize_t tls_recv(pt_xprt *x, void *buf, size_t len)
     size_t got = 0;
 
     len = pt_min(len, (size_t) INT_MAX);
+    /* set by a socket read in this call that came back short: records OpenSSL read
+     * along with it are returned first, then we stop without asking the socket again */
+    t->drained = false;
     while (got < len) {
-        t->drained = false;
         ERR_clear_error();
         int n = SSL_read(t->ssl, (char *) buf + got, (int) (len - got));
         if (n > 0) {

@@ -5,7 +5,7 @@
 # next connection resuming the session; a certificate that does not verify (wrong CA,
 # wrong name) is a 502 with an error-log line naming the server and the reason; an origin
 # that never answers the hello is cut at connect_timeout_ms.
-import hashlib, os, re, ssl, sys
+import hashlib, os, re, ssl, sys, time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from tlstest import *
@@ -29,6 +29,7 @@ def hung(o, c):
         pass
 
 silent = Origin(hung, raw=True, name="silent")
+ws = Origin.websocket_echo(tls=server_ctx(ocert), name="ws")
 
 
 def tls_up(name, o, tls, **kw):
@@ -44,10 +45,14 @@ ups = [tls_up("good", good, CA_OK),
        tls_up("wrongca", good, '{ ca = "%s"; sni = "origin.internal"; }' % other.cert),
        tls_up("wrongname", good, '{ ca = "%s"; sni = "wrong.internal"; }' % origins.cert),
        tls_up("noverify", good, '{ verify = false; sni = "wrong.internal"; }'),
-       tls_up("silent", silent, CA_OK, connect_timeout_ms=500)]
+       tls_up("silent", silent, CA_OK, connect_timeout_ms=500),
+       tls_up("ws", ws, CA_OK)]
 routes = ['{ path_prefix = "/%s"; upstream = "%s"; }' % (n, n) for n in
-          ("good", "big", "fresh", "byip", "byname", "wrongca", "wrongname", "noverify", "silent")]
-p = Portico(tls_config([site], routes=routes, upstreams=ups, plain=True))
+          ("good", "big", "fresh", "byip", "byname", "wrongca", "wrongname", "noverify", "silent",
+           "ws")]
+LIMITS = ("limits = { client_header_timeout_ms = 5000; keepalive_timeout_ms = 10000; "
+          "max_body_size = 2000000; drain_timeout_ms = 3000; };")
+p = Portico(tls_config([site], routes=routes, upstreams=ups, plain=True, limits=LIMITS))
 
 # plain clients (port2) are enough here: the origin side is what is tested
 r = p.get("/good/a", port="port2")
@@ -89,6 +94,28 @@ for i in range(3):
     is_(p.get("/fresh/%d" % i, port="port2").status, 200, "keepalive = 0: request %d" % i)
 is_(fresh.accepted, 3, "a connection per request")
 is_(fresh.tls_resumed, [False, True, True], "the 2nd and 3rd resume the session of the one before")
+
+# --- a WebSocket tunnel, TLS on both sides ----------------------------------------------------
+with tls_client(p.port(), front, sni="a.example") as c:
+    c.send(b"GET /ws/chat HTTP/1.1\r\nHost: a.example\r\nConnection: Upgrade\r\n"
+           b"Upgrade: websocket\r\n\r\n")
+    r = c.read_response(allow_interim=True)
+    is_(r.status, 101, "an Upgrade over TLS to a TLS origin: 101")
+    msg = os.urandom(300000)
+    c.send(msg)
+    got = b""
+    deadline = time.monotonic() + 10
+    while len(got) < len(msg) and time.monotonic() < deadline:
+        got += c.read_available(0.2)
+    ok(got == msg, "300 KB echoed through the tunnel, TLS both ways (%d bytes back)" % len(got))
+
+# --- a refusal with a body still coming: the answer arrives whole over TLS ------------------
+with tls_client(p.port(), front, sni="a.example") as c:
+    c.send(b"POST /good/x HTTP/1.1\r\nHost: a.example\r\nContent-Length: 5000000\r\n\r\n"
+           + b"x" * 200000)
+    r = c.read_response()
+    is_((r.status, r.header("Connection")), (413, "close"), "a body over max_body_size over TLS: 413")
+    ok(c.closed(5), "the connection closes after the answer (lingering close over TLS)")
 
 # --- verification failures -------------------------------------------------------------------
 def refused(path, o, reason, label):
