@@ -217,6 +217,49 @@ like(resp.decode("latin-1"), r"^HTTP/1\.1 200 OK\r\n", "then the request, byte b
 ok(resp.endswith(b"tls\n"), "with its body")
 pb.stop()
 
+# --- a key update in the middle of a connection ----------------------------------------------
+# openssl s_client's "K" sends a TLS 1.3 KeyUpdate that asks for one back: the worker's
+# read takes it in, its next write sends its own update, and the connection goes on.
+import subprocess, threading
+
+def s_client_key_update():
+    proc = subprocess.Popen(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port,
+                             "-tls1_3", "-msg", "-servername", "a.example"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    out = []
+    def reader():
+        for line in proc.stdout:
+            out.append(line.decode("latin-1"))
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    def saw(rx, n=1):
+        return wait_for(lambda: len(re.findall(rx, "".join(out))) >= n, 10)
+    try:
+        proc.stdin.write(b"GET /ku1 HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        proc.stdin.flush()
+        first = saw(r"HTTP/1\.1 200 OK")
+        proc.stdin.write(b"K\n")
+        proc.stdin.flush()
+        sent = saw(r">>> TLS 1\.3, Handshake \[length [0-9a-f]+\], KeyUpdate")
+        # OpenSSL sends the update asked for with its next record: the next response
+        proc.stdin.write(b"GET /ku2 HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        proc.stdin.flush()
+        second = saw(r"HTTP/1\.1 200 OK", 2)
+        back = saw(r"<<< TLS 1\.3, Handshake \[length [0-9a-f]+\], KeyUpdate")
+        return bool(first and sent), bool(back), bool(second)
+    except BrokenPipeError:
+        diag("s_client said:\n" + "".join(out))
+        return False, False, False
+    finally:
+        proc.kill()
+        proc.wait()
+
+first, back, second = s_client_key_update()
+ok(first, "s_client: a request answered, then a KeyUpdate that asks for one back")
+ok(second, "the next request is answered under the new keys")
+ok(back, "with the worker's own KeyUpdate before it")
+
 # --- -V ---------------------------------------------------------------------------------------
 cp = run_bin(["-V"])
 like(cp.stdout + cp.stderr, r"OpenSSL 3\.\d+\.\d+", "-V names the OpenSSL version")
