@@ -8,9 +8,9 @@
  *               ticket is accepted for one to two periods. Workers only read the keys,
  *               under a sequence counter (the master is the only writer).
  *   cache    -- sessions by id (TLS 1.2, and TLS 1.3 without tickets) in a zone per
- *               listener: a hash index and an LRU list over entries from the zone's slab
- *               allocator, all under the slab's lock; at most session_cache_size entries,
- *               the least recently used evicted first.
+ *               listener (tls_cache.c): a hash index and an LRU list over entries from
+ *               the zone's slab allocator, all under the slab's lock; at most
+ *               session_cache_size entries, the least recently used evicted first.
  * Both zones are named after the listener's address and kept across reloads (same name
  * and size), so sessions survive a HUP too. */
 #include <stdio.h>
@@ -25,8 +25,6 @@
 #include "portico/event.h"
 #include "portico/log.h"
 #include "portico/shm.h"
-#include "portico/shm_list.h"
-#include "portico/shm_slab.h"
 #include "portico/tls.h"
 
 /* ------------------------------------------------------------------ ticket keys */
@@ -179,195 +177,23 @@ static int ticket_cb(SSL *s, unsigned char name[16], unsigned char *iv,
 
 /* ------------------------------------------------------------------ session cache */
 
-#define SESS_MAGIC   0x7074736573733031ull      /* "ptsess01" */
-#define SESS_ID_MAX  32
-#define SESS_SLOT    512            /* what a session usually takes, for the zone size */
-
-typedef struct sess_entry {
-    pt_shm_list lru;
-    uint64_t    next;               /* hash chain: zone offset of the next entry, 0 end */
-    uint64_t    expires;            /* realtime s */
-    uint32_t    hash;
-    uint16_t    der_len;
-    uint8_t     id_len;
-    uint8_t     id[SESS_ID_MAX];
-    uint8_t     der[];
-} sess_entry;
-
-#define SESS_DER_MAX (PT_SHM_SLAB_MAX - sizeof(sess_entry))
-
-typedef struct sess_zone {
-    uint64_t    magic;
-    uint64_t    size;               /* of the zone */
-    uint64_t    slab_off;           /* where the slab starts */
-    uint32_t    nbuckets;           /* a power of two */
-    uint32_t    max;                /* entries kept at most */
-    uint64_t    count;
-    uint64_t    stores, hits, misses, evictions, repairs;
-    pt_shm_list lru;                /* most recently used first; offsets from the zone */
-    uint64_t    buckets[];          /* zone offsets of the first entry, 0 none */
-} sess_zone;
-
-static size_t sess_header_size(uint32_t nbuckets)
-{
-    size_t h = sizeof(sess_zone) + (size_t) nbuckets * sizeof(uint64_t);
-    return (h + PT_SHM_SLAB_PAGE - 1) & ~((size_t) PT_SHM_SLAB_PAGE - 1);
-}
-
-static uint32_t sess_buckets(uint32_t max)
-{
-    uint32_t n = 64;
-    while (n < max)
-        n <<= 1;
-    return n;
-}
-
-static size_t sess_zone_size(uint32_t max)
-{
-    /* a page for the slab's own header and bitmaps, then the entries */
-    return sess_header_size(sess_buckets(max)) + 2 * PT_SHM_SLAB_PAGE
-           + (size_t) max * SESS_SLOT;
-}
-
-static pt_shm_slab *sess_slab(sess_zone *z)
-{
-    return (pt_shm_slab *) ((char *) z + z->slab_off);
-}
-
-static sess_entry *entry_at(sess_zone *z, uint64_t off)
-{
-    return off ? (sess_entry *) ((char *) z + off) : NULL;
-}
-
-static uint64_t entry_off(sess_zone *z, sess_entry *e)
-{
-    return (uint64_t) ((char *) e - (char *) z);
-}
-
-static uint32_t id_hash(const uint8_t *id, unsigned len)
-{
-    uint32_t h = 2166136261u;
-    for (unsigned i = 0; i < len; i++)
-        h = (h ^ id[i]) * 16777619u;
-    return h;
-}
+/* The cache itself is tls_cache.c; here OpenSSL's callbacks (de)serialise sessions. */
 
 static int sessions_init(pt_shm_zone *zone, bool reused)
 {
     pt_tls_server *ts = zone->data;
-    sess_zone *z = zone->addr;
-    uint32_t nb = sess_buckets(ts->session_cache_size);
-    size_t hdr = sess_header_size(nb);
-
-    if (reused && z->magic == SESS_MAGIC && z->size == zone->size && z->nbuckets == nb
-        && z->slab_off == hdr
-        && pt_shm_slab_attach((char *) z + hdr, zone->size - hdr) != NULL) {
-        z->max = ts->session_cache_size;
-        return PT_OK;
-    }
-    memset(z, 0, hdr);
-    z->size = zone->size;
-    z->slab_off = hdr;
-    z->nbuckets = nb;
-    z->max = ts->session_cache_size;
-    pt_shm_list_init(z, &z->lru);
-    if (pt_shm_slab_init((char *) z + hdr, zone->size - hdr) == NULL)
-        return PT_ERROR;
-    z->magic = SESS_MAGIC;
-    return PT_OK;
+    return pt_tls_cache_init(zone->addr, zone->size, ts->session_cache_size, reused);
 }
 
-static void hash_unlink(sess_zone *z, sess_entry *e)
+static void *cache_of(const pt_tls_server *ts)
 {
-    uint64_t off = entry_off(z, e);
-    uint64_t *p = &z->buckets[e->hash & (z->nbuckets - 1)];
-    while (*p && *p != off)
-        p = &entry_at(z, *p)->next;
-    if (*p)
-        *p = e->next;           /* one store: the chain is whole before and after */
-}
-
-/* Off the index, off the list, then freed: a process dying in between leaves the entry
- * unreachable (its slot is lost until the zone is made anew), never half linked. */
-static void entry_remove(sess_zone *z, sess_entry *e)
-{
-    hash_unlink(z, e);
-    pt_shm_list_barrier();
-    if (e->lru.prev)
-        pt_shm_list_remove(z, &e->lru);
-    pt_shm_list_barrier();
-    if (z->count)
-        z->count--;
-    pt_shm_slab_free_locked(sess_slab(z), e);
-}
-
-static sess_entry *entry_find(sess_zone *z, const uint8_t *id, unsigned len, uint32_t h)
-{
-    for (sess_entry *e = entry_at(z, z->buckets[h & (z->nbuckets - 1)]); e;
-         e = entry_at(z, e->next))
-        if (e->hash == h && e->id_len == len && memcmp(e->id, id, len) == 0)
-            return e;
-    return NULL;
-}
-
-static bool evict_one(sess_zone *z)
-{
-    pt_shm_list *l = pt_shm_list_last(z, &z->lru);
-    if (l == NULL)
-        return false;
-    entry_remove(z, pt_container_of(l, sess_entry, lru));
-    z->evictions++;
-    return true;
-}
-
-/* After a process died holding the lock: the slab has repaired itself; the LRU list is
- * the record of which entries exist (an entry is on it from its insertion to its
- * removal), so its back links are rebuilt and the index is rebuilt from it. */
-static void sess_repair(sess_zone *z, const char *address)
-{
-    long n = pt_shm_list_repair(z, z->size, &z->lru);
-    memset(z->buckets, 0, (size_t) z->nbuckets * sizeof(uint64_t));
-    if (n < 0) {
-        /* cannot happen with the ordered stores above; start empty rather than trust it
-         * (the entries' slots are lost until the zone is made anew) */
-        pt_shm_list_init(z, &z->lru);
-        n = 0;
-    }
-    pt_shm_list *l;
-    pt_shm_list_foreach(z, &z->lru, l) {
-        sess_entry *e = pt_container_of(l, sess_entry, lru);
-        uint64_t *b = &z->buckets[e->hash & (z->nbuckets - 1)];
-        e->next = *b;
-        *b = entry_off(z, e);
-    }
-    z->count = (uint64_t) n;
-    z->repairs++;
-    pt_log(PT_LOG_WARN, "TLS session cache of %s repaired after a process died holding its "
-           "lock: %ld sessions kept", address, n);
-}
-
-static sess_zone *sess_lock(const pt_tls_server *ts)
-{
-    if (ts == NULL || ts->sessions == NULL || ts->sessions->addr == NULL)
-        return NULL;
-    sess_zone *z = ts->sessions->addr;
-    int rc = pt_shm_slab_lock(sess_slab(z));
-    if (rc == PT_ERROR)
-        return NULL;
-    if (rc == PT_AGAIN)
-        sess_repair(z, ts->address);
-    return z;
-}
-
-static void sess_unlock(sess_zone *z)
-{
-    pt_shm_slab_unlock(sess_slab(z));
+    return ts && ts->sessions ? ts->sessions->addr : NULL;
 }
 
 static int new_session_cb(SSL *s, SSL_SESSION *sess)
 {
     const pt_tls_server *ts = SSL_CTX_get_app_data(SSL_get_SSL_CTX(s));
-    uint8_t buf[PT_SHM_SLAB_MAX];
+    uint8_t buf[PT_TLS_CACHE_DATA_MAX];
     unsigned idlen;
     const unsigned char *id = SSL_SESSION_get_id(sess, &idlen);
 
@@ -375,74 +201,27 @@ static int new_session_cb(SSL *s, SSL_SESSION *sess)
     if (SSL_version(s) >= TLS1_3_VERSION && !(SSL_get_options(s) & SSL_OP_NO_TICKET))
         return 0;
     int len = i2d_SSL_SESSION(sess, NULL);
-    if (idlen == 0 || idlen > SESS_ID_MAX || len <= 0 || (size_t) len > SESS_DER_MAX) {
-        pt_debug("TLS session of %d bytes not cached (at most %zu)", len, SESS_DER_MAX);
+    if (len <= 0 || (size_t) len > sizeof(buf)) {
+        pt_debug("TLS session of %d bytes not cached (at most %zu)", len, sizeof(buf));
         return 0;
     }
     unsigned char *p = buf;
     i2d_SSL_SESSION(sess, &p);
     uint64_t expires = (uint64_t) SSL_SESSION_get_time(sess) + SSL_SESSION_get_timeout(sess);
-    uint32_t h = id_hash(id, idlen);
-
-    sess_zone *z = sess_lock(ts);
-    if (z == NULL)
-        return 0;
-    sess_entry *e = entry_find(z, id, idlen, h);
-    if (e)
-        entry_remove(z, e);
-    while (z->count >= z->max && evict_one(z)) {
-    }
-    pt_shm_slab *slab = sess_slab(z);
-    while ((e = pt_shm_slab_alloc_locked(slab, sizeof(*e) + (size_t) len)) == NULL)
-        if (!evict_one(z))
-            break;
-    if (e) {
-        pt_shm_list_node_init(&e->lru);
-        e->hash = h;
-        e->expires = expires;
-        e->id_len = (uint8_t) idlen;
-        memcpy(e->id, id, idlen);
-        e->der_len = (uint16_t) len;
-        memcpy(e->der, buf, (size_t) len);
-        pt_shm_list_insert_head(z, &z->lru, &e->lru);
-        pt_shm_list_barrier();
-        uint64_t *b = &z->buckets[h & (z->nbuckets - 1)];
-        e->next = *b;
-        pt_shm_list_barrier();
-        *b = entry_off(z, e);
-        z->count++;
-        z->stores++;
-    }
-    sess_unlock(z);
+    pt_tls_cache_put(cache_of(ts), id, idlen, buf, (size_t) len, expires, ts->address);
     return 0;                           /* OpenSSL keeps its reference */
 }
 
 static SSL_SESSION *get_session_cb(SSL *s, const unsigned char *id, int idlen, int *copy)
 {
     const pt_tls_server *ts = SSL_CTX_get_app_data(SSL_get_SSL_CTX(s));
-    uint8_t buf[PT_SHM_SLAB_MAX];
-    size_t len = 0;
+    uint8_t buf[PT_TLS_CACHE_DATA_MAX];
 
     *copy = 0;
-    if (idlen <= 0 || idlen > SESS_ID_MAX)
+    if (idlen <= 0)
         return NULL;
-    sess_zone *z = sess_lock(ts);
-    if (z == NULL)
-        return NULL;
-    sess_entry *e = entry_find(z, id, (unsigned) idlen, id_hash(id, (unsigned) idlen));
-    if (e && e->expires <= (uint64_t) time(NULL)) {
-        entry_remove(z, e);
-        e = NULL;
-    }
-    if (e) {
-        len = e->der_len;
-        memcpy(buf, e->der, len);
-        pt_shm_list_move_head(z, &z->lru, &e->lru);
-        z->hits++;
-    } else {
-        z->misses++;
-    }
-    sess_unlock(z);
+    size_t len = pt_tls_cache_get(cache_of(ts), id, (unsigned) idlen, buf,
+                                  (uint64_t) time(NULL), ts->address);
     if (len == 0)
         return NULL;
     const unsigned char *p = buf;
@@ -454,15 +233,7 @@ static void remove_session_cb(SSL_CTX *ctx, SSL_SESSION *sess)
     const pt_tls_server *ts = SSL_CTX_get_app_data(ctx);
     unsigned idlen;
     const unsigned char *id = SSL_SESSION_get_id(sess, &idlen);
-    if (idlen == 0 || idlen > SESS_ID_MAX)
-        return;
-    sess_zone *z = sess_lock(ts);
-    if (z == NULL)
-        return;
-    sess_entry *e = entry_find(z, id, idlen, id_hash(id, idlen));
-    if (e)
-        entry_remove(z, e);
-    sess_unlock(z);
+    pt_tls_cache_remove(cache_of(ts), id, idlen, ts->address);
 }
 
 /* ------------------------------------------------------------------ per listener */
@@ -478,7 +249,7 @@ int pt_tls_sessions_declare(pt_conf_ctx *cx, pt_tls_server *ts)
     }
     if (ts->session_cache_size) {
         snprintf(name, sizeof(name), "tls_sessions %s", ts->address);
-        ts->sessions = pt_shm_declare(cx, name, sess_zone_size(ts->session_cache_size),
+        ts->sessions = pt_shm_declare(cx, name, pt_tls_cache_zone_size(ts->session_cache_size),
                                       sessions_init, ts);
         if (ts->sessions == NULL)
             return PT_ERROR;

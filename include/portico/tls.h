@@ -39,6 +39,29 @@ struct ssl_ctx_st *pt_tls_server_ctx(pt_conf_ctx *cx, config_setting_t *s, pt_tl
 struct ssl_ctx_st *pt_tls_client_ctx(pt_conf_ctx *cx, config_setting_t *s, pt_tls_client *tc);
 const char *pt_tls_error(char *buf, size_t len);
 
+/* ---- the shared session cache (tls_cache.c) ---- */
+
+#define PT_TLS_CACHE_ID_MAX   32          /* a session id's bytes */
+#define PT_TLS_CACHE_DATA_MAX 4000        /* a serialised session's (one slab slot) */
+
+/* The size of a zone for max sessions, and its set-up there: attaches to the cache a
+ * reused zone holds (same geometry), else makes an empty one. PT_OK or PT_ERROR. */
+size_t   pt_tls_cache_zone_size(uint32_t max);
+int      pt_tls_cache_init(void *zone, size_t size, uint32_t max, bool reused);
+/* Stores a session (replacing one with the same id), evicting the least recently used
+ * when full. expires: realtime seconds. PT_OK; PT_DECLINED (id or data too long);
+ * PT_ERROR (no lock, no room). who: for the log (the listener). */
+int      pt_tls_cache_put(void *zone, const uint8_t *id, unsigned idlen, const uint8_t *data,
+                          size_t len, uint64_t expires, const char *who);
+/* Copies a session into buf (PT_TLS_CACHE_DATA_MAX bytes) and marks it recently used:
+ * its length; 0 when there is none, or it had expired at now (it is then removed). */
+size_t   pt_tls_cache_get(void *zone, const uint8_t *id, unsigned idlen, uint8_t *buf,
+                          uint64_t now, const char *who);
+void     pt_tls_cache_remove(void *zone, const uint8_t *id, unsigned idlen, const char *who);
+uint64_t pt_tls_cache_count(void *zone);
+/* Lists, index, counts and the slab consistent (tests; under no other user). */
+int      pt_tls_cache_check(void *zone, char *err, size_t len);
+
 /* ---- resumption (tls_session.c) ---- */
 
 /* Declares the zones of ts (ticket keys, session cache) named after its listener. */
