@@ -167,7 +167,13 @@ static void next_stage(pt_conn *c)
     if (c->stage < STAGE_TLS && l->tls) {
         c->stage = STAGE_TLS;
         pt_conn_set_timer(c, l->tls->handshake_timeout_ms);
-        tls_step(c, 0);
+        /* A hello costs a signature (a millisecond or more for RSA): it waits for its
+         * event like any other work instead of running in the accept loop, where a burst
+         * of new connections would hold back every request already waiting (the socket
+         * was just added to epoll: whatever it has is reported at once). Bytes that came
+         * after a PROXY header get no new event: they are taken now. */
+        if (l->proxy_protocol)
+            tls_step(c, 0);
         return;
     }
     c->stage = STAGE_SESSION;

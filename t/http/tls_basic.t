@@ -217,6 +217,60 @@ like(resp.decode("latin-1"), r"^HTTP/1\.1 200 OK\r\n", "then the request, byte b
 ok(resp.endswith(b"tls\n"), "with its body")
 pb.stop()
 
+# --- PROXY protocol, then TLS -----------------------------------------------------------------
+# the PROXY header and the ClientHello in one write: the hello gets no event of its own
+pp = Portico(tls_config([cert], routes=routes, upstreams=[upstream("echo", [echo.address])],
+                        limits=LIMITS).replace('address = "127.0.0.1:{port}";',
+                                               'address = "127.0.0.1:{port}"; proxy_protocol = true;'))
+
+def proxied_tls(port, header, together):
+    ctx = client_ctx(ca)
+    ib, ob = ssl.MemoryBIO(), ssl.MemoryBIO()
+    so = ctx.wrap_bio(ib, ob, server_hostname="a.example")
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(5)
+    try:
+        if not together:
+            s.sendall(header)
+        first = True
+        while True:
+            try:
+                so.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                out = ob.read()
+                s.sendall((header if together and first else b"") + out)
+                first = False
+                d = s.recv(65536)
+                if not d:
+                    raise ConnectionError("closed during the handshake")
+                ib.write(d)
+        so.write(build_request("GET", "/echo/pp", "a.example"))
+        s.sendall(ob.read())
+        resp = b""
+        while b"\r\n\r\n" not in resp:
+            try:
+                resp += so.read(65536)
+                continue
+            except ssl.SSLWantReadError:
+                pass
+            d = s.recv(65536)
+            if not d:
+                break
+            ib.write(d)
+        return resp
+    finally:
+        s.close()
+
+for together in (True, False):
+    n0 = echo.requests
+    resp = proxied_tls(pp.port(), b"PROXY TCP4 192.0.2.7 198.51.100.1 40000 443\r\n", together)
+    like(resp.decode("latin-1"), r"^HTTP/1\.1 200 OK", "PROXY header then TLS (%s): served"
+         % ("in one write with the hello" if together else "in writes of their own"))
+    echo.wait_requests(n0 + 1, 3)
+    is_(echo.received[-1].header("X-Forwarded-For"), "192.0.2.7", "the PROXY header's client is the client")
+pp.stop()
+
 # --- a key update in the middle of a connection ----------------------------------------------
 # openssl s_client's "K" sends a TLS 1.3 KeyUpdate that asks for one back: the worker's
 # read takes it in, its next write sends its own update, and the connection goes on.
