@@ -16,6 +16,7 @@
 #include "portico/module.h"
 #include "portico/pool.h"
 #include "portico/str.h"
+#include "portico/tls.h"
 #include "portico/upstream.h"
 #include "conf_int.h"
 
@@ -771,6 +772,8 @@ static int load(pt_conf_loader *lc)
         }
     }
     if (pt_upstream_conf_check(cx) != PT_OK)
+        return PT_ERROR;
+    if (pt_tls_conf_check(cx) != PT_OK)
         return PT_ERROR;
     if (check_content(cx) != PT_OK)
         return PT_ERROR;

@@ -15,6 +15,7 @@
 #include "portico/pool.h"
 #include "portico/shm-t.h"
 #include "portico/str.h"
+#include "portico/tls.h"
 #include "portico/upstream.h"
 #include "conf_int.h"
 
@@ -168,6 +169,7 @@ const pt_conf_key pt_conf_listener_keys[] = {
     { "proxy_protocol", 0, pt_conf_set_bool, offsetof(pt_listener_conf, proxy_protocol), 0, 0, NULL },
     { "proxy_protocol_trusted", 0, pt_conf_set_cidr_list,
       offsetof(pt_listener_conf, proxy_protocol_trusted), 0, 0, NULL },
+    { "tls", 0, pt_tls_server_conf_set, offsetof(pt_listener_conf, tls), 0, 0, NULL },
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
 

@@ -183,6 +183,14 @@ static void process(h1_session *s, pt_request *r)
     if (pt_stats_mine)
         pt_stats_mine->requests++;
 
+    if (c->plain_on_tls) {
+        /* the accept pipeline saw plain HTTP where a TLS hello belongs: say so in HTTP,
+         * which is what this client reads */
+        r->error_text = PT_STR("400 Bad Request: plain HTTP request sent to a TLS port "
+                               "(use https://)\n");
+        refuse(s, r, 400, "plain HTTP request sent to a TLS port");
+        return;
+    }
     if (st->h.underscore && underscore_fields(s, r) != PT_OK)
         return;
     if (pt_h1_analyze_request(&st->h, &st->info, &status, &why) != PT_OK) {

@@ -314,16 +314,20 @@ int pt_http_send_error(pt_request *r, unsigned status)
         if (v)
             pt_http_add_header(r, PT_STR("Retry-After"), (pt_str) { n, v });
     }
-    const char *line = pt_http_status_line(status);
-    size_t n = strlen(line);
-    char *body = pt_palloc(r->pool, n + 1);
-    if (body == NULL) {
-        pt_http_finalize(r, PT_ERROR);
-        return PT_ERROR;
+    pt_str text = r->error_text;
+    if (text.len == 0) {
+        const char *line = pt_http_status_line(status);
+        size_t n = strlen(line);
+        char *body = pt_palloc(r->pool, n + 1);
+        if (body == NULL) {
+            pt_http_finalize(r, PT_ERROR);
+            return PT_ERROR;
+        }
+        memcpy(body, line, n);
+        body[n] = '\n';
+        text = (pt_str) { n + 1, body };
     }
-    memcpy(body, line, n);
-    body[n] = '\n';
-    int rc = respond(r, status, PT_STR("text/plain"), (pt_str) { n + 1, body });
+    int rc = respond(r, status, PT_STR("text/plain"), text);
     pt_http_finalize(r, rc);
     return rc;
 }

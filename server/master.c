@@ -43,6 +43,7 @@
 #include "portico/pidfile.h"
 #include "portico/process.h"
 #include "portico/shm.h"
+#include "portico/tls.h"
 #include "portico/upgrade.h"
 
 #define QUICK_DEATH_MS  1000    /* a worker dying sooner than this after start "dies young" */
@@ -957,6 +958,9 @@ static int run_timers(void)
             next = pt_min(next, g->kill_at);
         }
     }
+    int tick = pt_tls_master_tick(gens ? gens->cycle.conf : NULL);   /* ticket keys */
+    if (tick >= 0)
+        next = pt_min(next, now + (uint64_t) tick);
     if (check_pid && check_deadline <= now)
         check_kill(true);               /* which may start the next check */
     if (check_pid)

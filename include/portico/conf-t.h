@@ -75,6 +75,7 @@ typedef struct pt_listener_conf {
     int                     line;
     bool                    proxy_protocol;           /* a PROXY header opens each connection */
     pt_cidr_list            proxy_protocol_trusted;   /* who may send one; empty: anyone */
+    struct pt_tls_server   *tls;        /* NULL: plain TCP (tls-t.h) */
     void                  **mod_conf;   /* by module index; NULL where a module has none */
 } pt_listener_conf;
 

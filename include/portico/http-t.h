@@ -107,6 +107,8 @@ struct pt_request {
 
     /* for the access log */
     const char      *error_reason;     /* why the core or a module refused or failed it */
+    pt_str           error_text;       /* the body of the core's error page, when the
+                                        * status line alone would not say what is wrong */
     pt_str           upstream_addr;
     int64_t          upstream_ms;      /* -1: no upstream */
     unsigned         upstream_status;

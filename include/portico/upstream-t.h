@@ -238,6 +238,7 @@ struct pt_upstream {
     pt_health_conf      health;
     pt_hash_key         hash_key;           /* balance = "hash" */
     uint64_t           *state_gen;          /* in the shared zone (pt_upstreams_zone) */
+    struct pt_tls_client *tls;              /* NULL: plain TCP to the servers (tls-t.h) */
 };
 
 typedef struct pt_upstream_list {
