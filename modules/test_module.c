@@ -101,7 +101,7 @@ static int set_test(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, 
 }
 
 static const pt_conf_key test_keys[] = {
-    { "test", PT_SCOPE_ROUTE, set_test, 0, 0, 0, NULL },
+    { "test", PT_SCOPE_ROUTE | PT_SCOPE_GLOBAL, set_test, 0, 0, 0, NULL },
     { "test_probe", PT_SCOPE_MAIN, set_probe, 0, 0, 0, NULL },
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
@@ -281,6 +281,7 @@ static int test_phase(pt_request *r, unsigned phase, const char *name)
     return PT_OK;
 }
 
+static int test_request(pt_request *r)    { return test_phase(r, PT_PHASE_REQUEST, "request"); }
 static int test_headers(pt_request *r)    { return test_phase(r, PT_PHASE_HEADERS, "headers"); }
 static int test_access(pt_request *r)     { return test_phase(r, PT_PHASE_ACCESS, "access"); }
 static int test_precontent(pt_request *r) { return test_phase(r, PT_PHASE_PRECONTENT, "precontent"); }
@@ -349,7 +350,8 @@ pt_module pt_test_module = {
     .conf_check = test_conf_check,
     .worker_init = test_worker_init,
     .worker_exit = test_worker_exit,
-    .phase = { test_headers, test_access, test_precontent },
+    .phase = { [PT_PHASE_REQUEST] = test_request, [PT_PHASE_HEADERS] = test_headers,
+               [PT_PHASE_ACCESS] = test_access, [PT_PHASE_PRECONTENT] = test_precontent },
     .header_filter_order = 100,
     .header_filter = test_header_filter,
     .body_filter_order = 100,

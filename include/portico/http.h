@@ -95,6 +95,14 @@ int  pt_http_discard_body(pt_request *r);
 /* Resumes the phase engine after a handler returned PT_AGAIN. */
 void pt_http_run_phases(pt_request *r);
 
+/* Refusals by modules (access lists, rules, limits): logs the core's refusal line at info
+ * ("refused request from ADDR: 403 Forbidden (why)"), counts it, records why for the
+ * access log, and returns status for the phase handler to return. */
+int  pt_http_deny(pt_request *r, unsigned status, const char *why);
+/* A field the error page for this request carries (Retry-After for a 429, Allow for a
+ * 405); values are not copied. */
+int  pt_http_error_header(pt_request *r, pt_str name, pt_str value);
+
 /* The status line text and error page of the core. */
 const char *pt_http_status_line(unsigned status);   /* "404 Not Found" */
 /* The Date and Server values generated responses carry (Server empty: server_tokens
