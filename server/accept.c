@@ -1,8 +1,12 @@
 /* The accept pipeline: what runs on a new connection before a protocol session owns it.
  * Stages run in order, each finishing (or closing the connection) before the next:
  *   PROXY protocol  -- when the listener says proxy_protocol = true: the header's client
- *                      address replaces the peer's (logs, X-Forwarded-For, later ACLs)
- *   (TLS handshake and ALPN come here next)
+ *                      address replaces the peer's (logs, X-Forwarded-For, ACLs, limits)
+ *   modules         -- each module's accept hook, in module-list order (connection limits:
+ *                      modules/connlimit.c); one refusing closes the connection, and every
+ *                      module that took it (PT_OK) is told when it closes (conn_closed)
+ *   (TLS handshake and ALPN come here next: after the modules, so a refused client costs
+ *    no handshake)
  *   session         -- the listener's protocol (h1) takes the connection.
  * A connection that fails a stage is closed, and the reason logged. */
 #include <errno.h>
@@ -13,7 +17,9 @@
 #include "portico/proxy_protocol.h"
 #include "http_core.h"
 
-enum { STAGE_PROXY = 1, STAGE_SESSION };
+#include "portico/module.h"
+
+enum { STAGE_PROXY = 1, STAGE_MODULES, STAGE_SESSION };
 
 static void refuse(pt_conn *c, const char *why)
 {
@@ -72,6 +78,37 @@ static void proxy_read(pt_conn *c, uint32_t events)
     next_stage(c);
 }
 
+/* The modules' hooks run at once (they decide from the address and shared counters). */
+static int accept_modules(pt_conn *c)
+{
+    for (unsigned i = 0; i < pt_nmodules; i++) {
+        pt_module *m = pt_modules[i];
+        if (m->accept == NULL)
+            continue;
+        int rc = m->accept(c);
+        if (rc == PT_OK) {
+            PT_ASSERT(m->index < 32);
+            c->accepted_by |= 1u << m->index;
+        } else if (rc != PT_DECLINED) {
+            pt_conn_close(c);           /* the module said why */
+            return PT_ERROR;
+        }
+    }
+    return PT_OK;
+}
+
+void pt_accept_closed(pt_conn *c)
+{
+    for (unsigned i = 0; c->accepted_by && i < pt_nmodules; i++) {
+        pt_module *m = pt_modules[i];
+        if (!(c->accepted_by & (1u << m->index)))
+            continue;
+        c->accepted_by &= ~(1u << m->index);
+        if (m->conn_closed)
+            m->conn_closed(c);
+    }
+}
+
 static void next_stage(pt_conn *c)
 {
     const pt_listener_conf *l = c->listener->conf;
@@ -87,6 +124,11 @@ static void next_stage(pt_conn *c)
             proxy_read(c, 0);
             return;
         }
+    }
+    if (c->stage < STAGE_MODULES) {
+        c->stage = STAGE_MODULES;
+        if (accept_modules(c) != PT_OK)
+            return;
     }
     c->stage = STAGE_SESSION;
     pt_conn_set_timer(c, 0);

@@ -49,6 +49,7 @@ void pt_conn_start_session(pt_conn *c);
 /* accept.c: stages that run before a session owns the connection */
 void pt_accept_start(pt_conn *c);
 void pt_accept_event(pt_conn *c, uint32_t events);
+void pt_accept_closed(pt_conn *c);          /* the modules that took c are told */
 
 /* http_request.c: the request engine */
 /* A request of session s on c, with stream_size bytes of the session's own state after it

@@ -23,6 +23,8 @@ const unsigned pt_nmodules = pt_nelems(pt_modules) - 1;
 
 void pt_modules_init(void)
 {
+    /* a connection remembers the modules whose accept hook took it in 32 bits */
+    _Static_assert(pt_nelems(pt_modules) - 1 <= 32, "at most 32 modules");
     for (unsigned i = 0; i < pt_nmodules; i++)
         pt_modules[i]->index = i;
 }
