@@ -64,6 +64,9 @@ typedef struct pt_limits {
     uint32_t drain_idle_grace_ms;       /* drain: idle keep-alive kept this long after use */
     uint32_t drain_close_spread_ms;     /* drain: closes of idle connections spread over */
     uint32_t client_body_min_rate;      /* bytes/s a body must average; 0 = no minimum */
+    uint32_t client_header_min_rate;    /* bytes/s a head must average after the grace;
+                                         * 0 = no minimum */
+    uint32_t client_header_grace_ms;    /* a head's time before its rate counts */
     uint32_t max_header_size;           /* request line + header section */
     uint32_t max_target_size;           /* request-target */
     uint32_t max_headers;               /* header field count */
