@@ -6,6 +6,7 @@ extern pt_module pt_return_module;
 extern pt_module pt_access_log_module;
 extern pt_module pt_proxy_module;
 extern pt_module pt_acl_module;
+extern pt_module pt_rules_module;
 #ifdef PT_TEST_MODULES
 extern pt_module pt_test_module;    /* modules/test_module.c: only in t/portico-test */
 #endif
@@ -13,6 +14,7 @@ extern pt_module pt_test_module;    /* modules/test_module.c: only in t/portico-
 pt_module *const pt_modules[] = {
     /* filters first: their phase handlers run in this order (cheapest refusal first) */
     &pt_acl_module,
+    &pt_rules_module,
     &pt_return_module,
     &pt_proxy_module,
 #ifdef PT_TEST_MODULES
