@@ -114,13 +114,6 @@ void pt_http_process(pt_request *r)
         }
         r->path = (pt_str) { nlen, np };
     }
-    if (r->body_max && r->head.content_length > 0
-        && (uint64_t) r->head.content_length > r->body_max) {
-        r->keepalive = false;
-        pt_http_refuse(r, 413, "Content-Length exceeds max_body_size");
-        return;
-    }
-
     /* the first phase runs before routing, with the global filters' scope */
     r->route = pt_wconf->filters_global;
     r->phase = 0;
@@ -181,6 +174,14 @@ void pt_http_run_phases(pt_request *r)
         if (p == PT_PHASE_REQUEST)
             route_request(r);
     }
+    /* checked once the route is known: its max_body_size (modules/restrict.c) may be
+     * above or below limits.max_body_size; still before anything reads the body */
+    if (r->body_max && r->head.content_length > 0
+        && (uint64_t) r->head.content_length > r->body_max) {
+        r->keepalive = false;
+        pt_http_refuse(r, 413, "Content-Length exceeds max_body_size");
+        return;
+    }
     if (r->route == NULL || r->route->content == NULL) {
         no_route(r);
         return;
@@ -194,7 +195,8 @@ void pt_http_run_phases(pt_request *r)
 
 int pt_http_deny(pt_request *r, unsigned status, const char *why)
 {
-    r->error_reason = why ? why : "refused";
+    const char *copy = why ? pt_pstrndup(r->pool, why, strlen(why)) : NULL;
+    r->error_reason = copy ? copy : "refused";
     if (pt_stats_mine)
         pt_stats_mine->refused++;
     pt_log(PT_LOG_INFO, "refused request from %s: %s (%s)", r->conn->peer_ip,

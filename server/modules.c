@@ -7,13 +7,19 @@ extern pt_module pt_access_log_module;
 extern pt_module pt_proxy_module;
 extern pt_module pt_acl_module;
 extern pt_module pt_rules_module;
+extern pt_module pt_ratelimit_module;
+extern pt_module pt_connlimit_module;
+extern pt_module pt_restrict_module;
 #ifdef PT_TEST_MODULES
 extern pt_module pt_test_module;    /* modules/test_module.c: only in t/portico-test */
 #endif
 
 pt_module *const pt_modules[] = {
     /* filters first: their phase handlers run in this order (cheapest refusal first) */
+    &pt_connlimit_module,
     &pt_acl_module,
+    &pt_restrict_module,
+    &pt_ratelimit_module,
     &pt_rules_module,
     &pt_return_module,
     &pt_proxy_module,

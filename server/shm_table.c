@@ -76,7 +76,7 @@ pt_shm_table *pt_shm_table_init(void *addr, size_t size, size_t value_size, bool
 
     value_size = align16(value_size);
     geometry(size, &nbuckets, &slab_off);
-    if (slab_off >= size || size - slab_off < 16 * PT_SHM_SLAB_PAGE)
+    if (slab_off >= size || size - slab_off < 4 * PT_SHM_SLAB_PAGE)
         return NULL;
     if (reused && t->magic == TABLE_MAGIC && t->size == size && t->value_size == value_size
         && t->nbuckets == nbuckets && t->slab_off == slab_off
@@ -186,6 +186,14 @@ void *pt_shm_table_get(pt_shm_table *t, const void *key, size_t klen)
         return NULL;
     pt_shm_list_move_head(t, &t->lru, &e->lru);
     return value_of(e);
+}
+
+void *pt_shm_table_peek(pt_shm_table *t, const void *key, size_t klen)
+{
+    table_key k;
+    make_key(t, key, klen, &k);
+    pt_shm_entry *e = lookup(t, &k);
+    return e ? value_of(e) : NULL;
 }
 
 void pt_shm_table_del(pt_shm_table *t, void *value)

@@ -105,7 +105,7 @@ void pt_http_run_phases(pt_request *r);
 
 /* Refusals by modules (access lists, rules, limits): logs the core's refusal line at info
  * ("refused request from ADDR: 403 Forbidden (why)"), counts it, records why for the
- * access log, and returns status for the phase handler to return. */
+ * access log (why is copied), and returns status for the phase handler to return. */
 int  pt_http_deny(pt_request *r, unsigned status, const char *why);
 /* A field the error page for this request carries (Retry-After for a 429, Allow for a
  * 405); values are not copied. */

@@ -69,6 +69,9 @@ struct pt_module {
     int  (*worker_init)(pt_cycle *cy);   /* in each worker after fork, before accepting */
     void (*worker_exit)(pt_cycle *cy);   /* worker leaving (flush buffers) */
     void (*reopen)(pt_cycle *cy);        /* SIGUSR1: reopen files (master and workers) */
+    /* in the master, when a worker of generation cy has exited, however it ended: what it
+     * held in shared memory under its stats slot can be taken back */
+    void (*worker_gone)(pt_cycle *cy, int slot);
 
     /* requests */
     pt_phase_fn         phase[PT_PHASE_MAX];

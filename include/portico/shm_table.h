@@ -11,7 +11,7 @@
 
 /* In the zone's init (master): a table with entries of value_size bytes over the whole
  * zone, or the one a reused zone holds when its geometry matches (reused = true). NULL if
- * the zone is too small (less than ~64 KiB). */
+ * the zone is too small (under about 24 KiB). */
 pt_shm_table *pt_shm_table_init(void *addr, size_t size, size_t value_size, bool reused);
 
 /* Takes the table's lock (the slab's robust mutex). When the previous holder died, the
@@ -23,6 +23,8 @@ void pt_shm_table_unlock(pt_shm_table *t);
 
 /* Under the lock. The value of key (marked most recently used), or NULL. */
 void *pt_shm_table_get(pt_shm_table *t, const void *key, size_t klen);
+/* The same without marking it (walks that must not reorder the list). */
+void *pt_shm_table_peek(pt_shm_table *t, const void *key, size_t klen);
 /* Under the lock. The value of key, created (zeroed, *created = true) when missing. When
  * there is no room, entries are evicted from the least recently used end, those for which
  * evictable(value, arg) is true (NULL: any), looking at up to 16 of them; NULL if none
