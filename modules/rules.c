@@ -295,8 +295,16 @@ static int combine(pt_conf_ctx *cx, const rules_scope *sc, rule_slot *sl)
         q += sprintf(q, "%s(?:%s)", q == p ? "" : "|", ru->pattern);
     }
     sl->combined = compile(cx, NULL, p, &sl->combined_jit, false);
-    if (sl->combined == NULL)
-        return cx->errors ? PT_ERROR : PT_OK;   /* not combinable after all: each alone */
+    if (sl->combined == NULL) {
+        if (cx->errors)
+            return PT_ERROR;
+        /* not combinable after all (named groups twice, ...): each rule alone */
+        char in[80];
+        pt_log(PT_LOG_NOTICE, "rules: %s: the %u patterns reading %s do not combine into one: "
+               "matched one by one", sc->scope, count,
+               rules_input_name(&sl->in, in, sizeof(in)));
+        return PT_OK;
+    }
     for (unsigned i = 0; i < sl->n; i++)
         sl->in_combined[i] = combinable(sc->rules[sl->pos[i]]);
     return PT_OK;
