@@ -15,7 +15,7 @@ from proxytest import *
 from proxytest import __all__ as _px_all
 
 __all__ = list(_px_all) + ["TEST_BIN", "proxy_v1", "as_client", "counters", "conn_worker",
-                           "wait_counter"]
+                           "conn_workers", "wait_counter"]
 
 TEST_BIN = os.environ.get("PORTICO_TEST_BIN") or os.path.join(srcdir(), "t", "portico-test")
 
@@ -82,23 +82,40 @@ def _tcp_inodes():
     return out
 
 
-def conn_worker(p, client):
-    """The worker process that holds the server side of a Client's connection, or None."""
-    cport = client.sock.getsockname()[1]
-    sport = client.sock.getpeername()[1]
-    inode = _tcp_inodes().get((sport, cport))
-    if not inode:
-        return None
-    want = "socket:[%d]" % inode
+def _worker_sockets(p):
+    """{socket inode: worker pid} for every socket a worker holds."""
+    out = {}
     for w in p.worker_pids():
         d = "/proc/%d/fd" % w
         try:
-            for name in os.listdir(d):
-                try:
-                    if os.readlink(os.path.join(d, name)) == want:
-                        return w
-                except OSError:
-                    pass
+            names = os.listdir(d)
         except OSError:
-            pass
-    return None
+            continue
+        for name in names:
+            try:
+                t = os.readlink(os.path.join(d, name))
+            except OSError:
+                continue
+            if t.startswith("socket:["):
+                out[int(t[8:-1])] = w
+    return out
+
+
+def conn_workers(p, clients):
+    """The worker process holding the server side of each Client's connection (None
+    where it cannot be told), reading /proc once for the lot."""
+    inodes, socks = _tcp_inodes(), _worker_sockets(p)
+    out = []
+    for c in clients:
+        try:
+            key = (c.sock.getpeername()[1], c.sock.getsockname()[1])
+        except OSError:
+            out.append(None)
+            continue
+        out.append(socks.get(inodes.get(key)))
+    return out
+
+
+def conn_worker(p, client):
+    """The worker process that holds the server side of a Client's connection, or None."""
+    return conn_workers(p, [client])[0]
