@@ -13,6 +13,7 @@
 #include <pcre2.h>
 
 #include "portico/conf.h"
+#include "portico/counters.h"
 #include "portico/str.h"
 #include "conf_int.h"
 
@@ -68,6 +69,12 @@ int pt_route_table_build(pt_conf_ctx *cx)
     unsigned nhost = 0, nany = 0;
 
     memset(t, 0, sizeof(*t));
+    for (unsigned i = 0; i < conf->nroutes; i++) {
+        const pt_route *rt = &conf->routes[i];
+        if ((rt->methods || rt->nmethod_names) && t->refused_methods == NULL
+            && pt_counter_declare(cx, "route", "methods", &t->refused_methods) != PT_OK)
+            return PT_ERROR;
+    }
     for (unsigned i = 0; i < conf->nroutes; i++) {
         if (conf->routes[i].has_host)
             nhost++;

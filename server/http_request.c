@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "portico/conf.h"
+#include "portico/counters.h"
 #include "portico/h1.h"
 #include "portico/log.h"
 #include "portico/pool.h"
@@ -150,6 +151,7 @@ static void no_route(pt_request *r)
         snprintf(w, n + 64, "method not allowed: the route allows %s", v);
         why = w;
     }
+    pt_counter_add(pt_wconf->route_table.refused_methods, 1);
     pt_http_finalize(r, pt_http_deny(r, 405, why));
 }
 

@@ -126,6 +126,7 @@ typedef struct pt_route_table {
     unsigned         *any;       /* routes without host, ascending */
     unsigned          nany;
     unsigned          max_labels;/* most labels in a wildcard suffix */
+    struct pt_counter *refused_methods;   /* "route:methods": 405s for a route's methods */
 } pt_route_table;
 
 /* server_tokens: what the Server field of responses says. */

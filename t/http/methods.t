@@ -5,9 +5,13 @@
 import os, sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-from portico_test import *
+from filtertest import *
+
+if not os.path.exists(TEST_BIN):
+    skip_all("no test binary (t/portico-test; make check builds it)")
 
 ROUTES = """routes = (
+  { path_prefix = "/_counters"; test_counters = true; },
   { host = "x.example"; path_prefix = "/a"; methods = ["GET", "HEAD"]; return = { body = "xa\\n"; }; },
   { path_prefix = "/a"; methods = ["POST"]; return = { body = "a-post\\n"; }; },
   { path_prefix = "/b"; methods = ["PURGE"]; return = { body = "purged\\n"; }; },
@@ -17,7 +21,7 @@ ROUTES = """routes = (
   { host = "y.example"; path_prefix = "/d"; methods = ["PUT"]; return = { body = "d\\n"; }; },
   { listener = "other"; path_prefix = "/e"; methods = ["DELETE"]; return = { body = "e\\n"; }; }
 );"""
-p = Portico(standard_config(routes=ROUTES, workers=1))
+p = Portico(standard_config(routes=ROUTES, workers=1), bin=TEST_BIN)
 
 mark = p.log_mark()
 with p.connect() as c:
@@ -65,4 +69,5 @@ with p.connect() as c:
     r = c.read_response()
     is_((r.status, r.header("Allow")), (405, "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"),
         "CONNECT keeps its own 405 (refused by the parser before routing)")
+is_(counters(p).get("route:methods"), 4, "the four 405s of routes' methods counted in route:methods (not the parser's CONNECT)")
 done_testing()
