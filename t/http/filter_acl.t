@@ -54,7 +54,9 @@ routes = (
 );
 """
 
-p = Portico(CONF, bin=TEST_BIN, start=False)
+# a sanitizer build takes seconds to read 100,000 array elements (libconfig grows its
+# arrays 16 elements at a time, and the sanitizer's realloc always copies)
+p = Portico(CONF, bin=TEST_BIN, start=False, start_timeout=90)
 with open(os.path.join(p.tmp, "big.inc"), "w") as f:
     f.write(",\n".join(big_ranges) + "\n")
 p.start()
@@ -144,13 +146,16 @@ def check(conf, name):
     path = os.path.join(p.tmp, name)
     p.write_config(conf, path)
     res = subprocess.run([TEST_BIN, "-t", "-c", path], capture_output=True, text=True,
-                         timeout=60)
+                         timeout=120)
     return res.returncode, res.stdout + res.stderr
 
 
+SMALL = CONF.replace('@include "big.inc"', '"172.16.0.0/16"')   # -t of errors: no need to read 100,000
+
+
 def bad(replace_from, replace_to, err, what):
-    assert replace_from in CONF, replace_from
-    rc, out = check(CONF.replace(replace_from, replace_to), "bad.conf")
+    assert replace_from in SMALL, replace_from
+    rc, out = check(SMALL.replace(replace_from, replace_to), "bad.conf")
     ok(rc == 1 and re.search(err, out), "-t: %s" % what) or diag(out)
 
 
