@@ -80,6 +80,12 @@ int pt_conf_parse_addr(pt_conf_ctx *cx, config_setting_t *s, const char *text, b
 const pt_route *pt_route_find(const pt_conf *conf, pt_str host, pt_str path, pt_method m,
                               pt_str method_name, unsigned listener);
 
+/* No route holds for a request: when some would but for its method, the union of the
+ * methods they allow ("GET, HEAD, POST", the value of an Allow field) in buf and its
+ * length; 0 when none would (a 404, not a 405). */
+size_t pt_route_allow(const pt_conf *conf, pt_str host, pt_str path, unsigned listener,
+                      char *buf, size_t size);
+
 /* Per-module conf of a scope (NULL if the module has none). */
 #define pt_main_conf(conf, mod)   ((conf)->main_conf[(mod).index])
 #define pt_route_conf(route, mod) ((route)->mod_conf[(mod).index])
