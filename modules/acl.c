@@ -80,8 +80,10 @@ static void tree_cleanup(void *data)
     pt_cidr_tree_free(data);
 }
 
-static int parse_list(pt_conf_ctx *cx, config_setting_t *e, acl_main_conf *mc, acl_list *l)
+static int parse_list(pt_conf_ctx *cx, config_setting_t *e, void *arg, void *elem)
 {
+    acl_main_conf *mc = arg;
+    acl_list *l = elem;
     if (!config_setting_is_group(e))
         return pt_conf_type_error(cx, e, "a group { name = ...; cidrs = [ ... ]; }");
     for (int i = 0, n = config_setting_length(e); i < n; i++) {
@@ -140,18 +142,8 @@ static int parse_list(pt_conf_ctx *cx, config_setting_t *e, acl_main_conf *mc, a
 static int set_acls(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, void *base)
 {
     acl_main_conf *mc = base;
-    if (!config_setting_is_list(s))
-        return pt_conf_type_error(cx, s, "a list ( { name = ...; cidrs = [ ... ]; }, ... )");
-    unsigned n = (unsigned) config_setting_length(s);
-    mc->lists = pt_pcalloc(cx->pool, (n ? n : 1) * sizeof(acl_list));
-    if (mc->lists == NULL)
-        return pt_conf_error(cx, NULL, "out of memory");
-    for (unsigned i = 0; i < n; i++) {
-        if (parse_list(cx, config_setting_get_elem(s, i), mc, &mc->lists[i]) != PT_OK)
-            return PT_ERROR;
-        mc->nlists = i + 1;
-    }
-    return PT_OK;
+    return pt_conf_parse_list(cx, s, "a list ( { name = ...; cidrs = [ ... ]; }, ... )", sizeof(acl_list), parse_list, mc,
+                              &mc->lists, &mc->nlists);
 }
 
 /* allow = [ ... ] and deny = [ ... ]: entries appended in file order; names are resolved

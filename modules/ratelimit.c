@@ -131,9 +131,10 @@ static int zone_init(pt_shm_zone *z, bool reused)
     return PT_OK;
 }
 
-static int parse_limit(pt_conf_ctx *cx, config_setting_t *e, ratelimit_main_conf *mc,
-                       rate_limit *l)
+static int parse_limit(pt_conf_ctx *cx, config_setting_t *e, void *arg, void *elem)
 {
+    ratelimit_main_conf *mc = arg;
+    rate_limit *l = elem;
     limit_def d = { .status = 429, .memory = 1048576 };
     if (!config_setting_is_group(e))
         return pt_conf_type_error(cx, e, "a group { name = ...; rate = \"10r/s\"; ... }");
@@ -179,18 +180,8 @@ static int parse_limit(pt_conf_ctx *cx, config_setting_t *e, ratelimit_main_conf
 static int set_limits(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, void *base)
 {
     ratelimit_main_conf *mc = base;
-    if (!config_setting_is_list(s))
-        return pt_conf_type_error(cx, s, "a list ( { name = ...; rate = ...; }, ... )");
-    unsigned n = (unsigned) config_setting_length(s);
-    mc->limits = pt_pcalloc(cx->pool, (n ? n : 1) * sizeof(rate_limit));
-    if (mc->limits == NULL)
-        return pt_conf_error(cx, NULL, "out of memory");
-    for (unsigned i = 0; i < n; i++) {
-        if (parse_limit(cx, config_setting_get_elem(s, i), mc, &mc->limits[i]) != PT_OK)
-            return PT_ERROR;
-        mc->nlimits = i + 1;
-    }
-    return PT_OK;
+    return pt_conf_parse_list(cx, s, "a list ( { name = ...; rate = ...; }, ... )", sizeof(rate_limit), parse_limit, mc,
+                              &mc->limits, &mc->nlimits);
 }
 
 static int set_refs(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, void *base)

@@ -175,8 +175,10 @@ static bool combinable(const rule *ru)
     return true;
 }
 
-static int parse_rule(pt_conf_ctx *cx, config_setting_t *e, rules_main_conf *mc, rule *ru)
+static int parse_rule(pt_conf_ctx *cx, config_setting_t *e, void *arg, void *elem)
 {
+    rules_main_conf *mc = arg;
+    rule *ru = elem;
     rule_def d = { .action = RULE_DENY };
     if (!config_setting_is_group(e))
         return pt_conf_type_error(cx, e, "a group { name = ...; match = ...; in = [ ... ]; }");
@@ -231,18 +233,8 @@ static int parse_rule(pt_conf_ctx *cx, config_setting_t *e, rules_main_conf *mc,
 static int set_rule_defs(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, void *base)
 {
     rules_main_conf *mc = base;
-    if (!config_setting_is_list(s))
-        return pt_conf_type_error(cx, s, "a list ( { name = ...; match = ...; in = [ ... ]; }, ... )");
-    unsigned n = (unsigned) config_setting_length(s);
-    mc->rules = pt_pcalloc(cx->pool, (n ? n : 1) * sizeof(rule));
-    if (mc->rules == NULL)
-        return pt_conf_error(cx, NULL, "out of memory");
-    for (unsigned i = 0; i < n; i++) {
-        if (parse_rule(cx, config_setting_get_elem(s, i), mc, &mc->rules[i]) != PT_OK)
-            return PT_ERROR;
-        mc->nrules = i + 1;
-    }
-    return PT_OK;
+    return pt_conf_parse_list(cx, s, "a list ( { name = ...; match = ...; in = [ ... ]; }, ... )", sizeof(rule), parse_rule, mc,
+                              &mc->rules, &mc->nrules);
 }
 
 /* rules = [ ... ] in a route or filters.global: resolved once every key is read. */
