@@ -25,6 +25,7 @@
 #include "portico/module.h"
 #include "portico/pool.h"
 #include "portico/syslog.h"
+#include "portico/var.h"
 #include "access_log.h"
 
 enum {
@@ -42,6 +43,8 @@ typedef struct {
     int         fd;            /* opened by the master, inherited; -1 when off */
     int         facility;      /* syslog outputs */
     const char *tag;
+    const char *format_string; /* NULL: format */
+    pt_var      fmt;           /* format_string compiled */
 } pt_access_log_conf;
 
 pt_module pt_access_log_module;
@@ -59,11 +62,24 @@ static int set_path(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, 
     return why ? pt_conf_error(cx, s, "%s", why) : PT_OK;
 }
 
+/* format_string = "$remote_addr [$time_iso8601] \"$request\" $status $request_id": the
+ * request variables (server/var.c) and those known once the response is sent. */
+static int set_format_string(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,
+                             void *base)
+{
+    pt_access_log_conf *c = base;
+    if (pt_conf_set_str(cx, s, k, base) != PT_OK)
+        return PT_ERROR;
+    return pt_var_compile_log(cx, s, c->format_string, &c->fmt);
+}
+
 static const pt_conf_key access_log_keys[] = {
     { "path", 0, set_path, offsetof(pt_access_log_conf, path), 1, 4095, NULL },
     { "facility", 0, pt_conf_set_enum, offsetof(pt_access_log_conf, facility), 0, 0,
       pt_syslog_facility_names },
     { "tag", 0, pt_conf_set_str, offsetof(pt_access_log_conf, tag), 1, 48, NULL },
+    { "format_string", 0, set_format_string, offsetof(pt_access_log_conf, format_string), 1,
+      4096, NULL },
     { "format", 0, pt_conf_set_enum, offsetof(pt_access_log_conf, format), 0, 0,
       access_log_formats },
     { "enabled", 0, pt_conf_set_bool, offsetof(pt_access_log_conf, enabled), 0, 0, NULL },
@@ -264,6 +280,23 @@ static void access_log_request(pt_request *r)
     char *p = line, *end = line + sizeof(line) - 64;
     pt_str when = pt_clock_log_time(r->start_ms);
 
+    if (c->format_string) {
+        /* each variable's value escaped as in the fixed formats; an empty one is "-" */
+        for (unsigned i = 0; i < c->fmt.nparts && p < end; i++) {
+            const pt_var_part *part = &c->fmt.parts[i];
+            pt_str v = pt_var_value(part, r, r->conn);
+            if (part->kind == PT_VAR_LITERAL) {
+                size_t n = pt_min(v.len, (size_t) (end - p));
+                memcpy(p, v.data, n);
+                p += n;
+            } else if (v.len == 0) {
+                *p++ = '-';
+            } else {
+                p = put_escaped(p, end, v.data, pt_min(v.len, 4096));
+            }
+        }
+        goto line;
+    }
     if (c->format == PT_ACCESS_LOG_JSON) {
         p = pt_access_log_json(r, p, end);
         goto line;

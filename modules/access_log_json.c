@@ -18,6 +18,7 @@
 #include "portico/event.h"
 #include "portico/h1.h"
 #include "portico/http.h"
+#include "portico/tls.h"
 #include "access_log.h"
 
 /* Room kept for the closing brace however long the values are. */
@@ -136,6 +137,9 @@ char *pt_access_log_json(pt_request *r, char *p, char *end)
                 (unsigned long long) r->upstream_ms % 1000);
     else
         p = PUT_LIT(p, end, ",\"upstream_response_time\":null");
+    const char *tls = pt_xprt_tls_version(&r->conn->x);
+    p = PUT_LIT(p, end, ",\"tls_protocol\":");
+    p = tls[0] ? put_str(p, end, tls, strlen(tls)) : PUT_LIT(p, end, "null");
     p = PUT_LIT(p, end, ",\"cache_status\":");
     p = r->cache_status ? put_str(p, end, r->cache_status, strlen(r->cache_status))
                         : PUT_LIT(p, end, "null");

@@ -50,6 +50,7 @@ is_(e["body_bytes_sent"], len(r.body), "body_bytes_sent is the body's length")
 ok(e["bytes_sent"] > e["body_bytes_sent"], "bytes_sent counts the head too")
 ok(isinstance(e["request_time"], float) and isinstance(e["upstream_response_time"], float),
    "request_time and upstream_response_time are numbers")
+is_(e["tls_protocol"], None, "tls_protocol: null on a plain connection")
 
 # -- no upstream: nulls
 r = p.get("/h")
