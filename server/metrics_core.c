@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "portico/conf.h"
+#include "portico/counters-t.h"
 #include "portico/cycle-t.h"
 #include "portico/event.h"
 #include "portico/http.h"
@@ -73,7 +74,12 @@ COUNTER(f_up_checks, "portico_upstream_health_checks_total",
 COUNTER(f_up_transitions, "portico_upstream_server_transitions_total",
         "State transitions of the server.");
 
+COUNTER(f_filter, "portico_filter_events_total",
+        "Requests or connections each access list, rule and limit refused (or matched), "
+        "from the filters' shared counters.");
+
 const pt_metric_family *const pt_metrics_core_families[] = {
+    &f_filter,
     &f_requests, &f_refused, &f_bytes_in, &f_bytes_out, &f_accepted, &f_conns, &f_workers,
     &f_restarts, &f_reloads, &f_reload_ok, &f_generation, &f_start, &f_info, &f_dropped,
     &f_up_requests, &f_up_failures, &f_up_retries, &f_up_time, &f_up_state, &f_up_weight,
@@ -120,11 +126,12 @@ static void route_label(const pt_route *rt, char *buf, size_t size)
              rt->path_prefix.len ? rt->path_prefix.data : (rt->path_regex ? "~" : "/"));
 }
 
-static int32_t request_series(const pt_request *r, unsigned method, unsigned cls)
+static int32_t request_series(const pt_request *r, const pt_route *rt, unsigned method,
+                              unsigned cls)
 {
     const pt_listener_conf *l = r->conn->listener->conf;
     char route[160], labels[PT_METRICS_LABELS_MAX];
-    route_label(r->route, route, sizeof(route));
+    route_label(rt, route, sizeof(route));
     if (pt_metric_labels(labels, sizeof(labels), "listener", l->name[0] ? l->name : l->address,
                          "route", route, "method", method_labels[method],
                          "code", class_labels[cls], NULL) < 0)
@@ -160,7 +167,9 @@ void pt_metrics_request(const pt_request *r)
     unsigned cls = r->status / 100;
     if (cls > 5)
         cls = 0;
-    unsigned route = r->route ? r->route->index + 1 : 0;
+    /* refused before routing: r->route is the global filters' scope, not a route */
+    const pt_route *rt = r->route == pt_wconf->filters_global ? NULL : r->route;
+    unsigned route = rt ? rt->index + 1 : 0;
     uint64_t key = ((uint64_t) r->conn->listener->conf->index << 40) | ((uint64_t) route << 8)
                    | (method << 4) | cls;
     key++;                              /* never 0 */
@@ -171,7 +180,7 @@ void pt_metrics_request(const pt_request *r)
         j = (j + 1) & (req_cap - 1);
     if (req_tab[j].key == 0) {
         req_tab[j].key = key;
-        req_tab[j].id = request_series(r, method, cls);
+        req_tab[j].id = request_series(r, rt, method, cls);
         req_n++;
     }
     pt_metric_add(req_tab[j].id, 1);
@@ -413,8 +422,41 @@ static void collect_upstreams(pt_metrics_out *o)
     }
 }
 
+/* The filters' named counters (the "counters" zone), as {kind, name} from "kind:name";
+ * those of rules a reload removed stay until their slot is reused (counters never go
+ * back). */
+static void collect_counters(pt_metrics_out *o)
+{
+    pt_conf *conf = pt_wconf;
+    pt_shm_zone *z = conf ? pt_shm_find(conf, "counters") : NULL;
+    const pt_counters_zone *cz = z ? z->addr : NULL;
+    char kind[PT_COUNTER_NAME], labels[PT_METRICS_LABELS_MAX];
+    bool begun = false;
+
+    if (cz == NULL)
+        return;
+    for (uint32_t i = 0; i < cz->nslots && i < PT_COUNTER_SLOTS; i++) {
+        const pt_counter *c = &cz->slot[i];
+        if (c->name[0] == 0)
+            break;                          /* slots are taken in order */
+        const char *colon = memchr(c->name, ':', sizeof(c->name));
+        if (colon == NULL)
+            continue;
+        snprintf(kind, sizeof(kind), "%.*s", (int) (colon - c->name), c->name);
+        if (pt_metric_labels(labels, sizeof(labels), "kind", kind, "name", colon + 1, NULL) < 0)
+            continue;
+        if (!begun) {
+            pt_metrics_begin(o, &f_filter);
+            begun = true;
+        }
+        pt_metrics_sample(o, &f_filter, labels,
+                          (double) __atomic_load_n(&c->value, __ATOMIC_RELAXED));
+    }
+}
+
 void pt_metrics_core_collect(pt_metrics_out *o)
 {
     collect_stats(o);
     collect_upstreams(o);
+    collect_counters(o);
 }

@@ -171,6 +171,21 @@ q.wait_log(r"\[info\].*admin: refused 127\.0\.0\.1: not in admin\.allow \(403\)"
 ok(True, "an info line says why")
 q.stop()
 
+# -- the filters' shared counters are exposed
+f = Portico(proxy_config(upstream("app", [echo.address]),
+                         ['{ path_prefix = "/blocked/"; deny = [ "me" ]; return = { body = "x\\n"; }; }',
+                          proxy_route("app")],
+                         extra='filters = { acls = ( { name = "me"; cidrs = [ "127.0.0.0/8" ]; } ); };\n'
+                               + ADMIN))
+wait_admin(f)
+for i in range(3):
+    is_(f.get("/blocked/%d" % i).status, 403, "an access list refuses /blocked/%d" % i)
+is_(wait_metric(f, "portico_filter_events_total", 3, kind="acl", name="me"), 3,
+    "portico_filter_events_total{kind=acl,name=me} counts the 3 refusals")
+is_(scrape(f).value(REQ, listener="main", route="*/blocked/", code="4xx"), 3,
+    "and the requests are counted on their route, 4xx")
+f.stop()
+
 # -- configuration errors: file:line and the key
 def check_conf(text, want, name):
     d = Portico(text, start=False)
