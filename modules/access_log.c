@@ -24,29 +24,62 @@
 #include "portico/logfile.h"
 #include "portico/module.h"
 #include "portico/pool.h"
+#include "portico/syslog.h"
+#include "portico/var.h"
+#include "access_log.h"
 
 enum {
     PT_ACCESS_LOG_COMBINED = 0,
-    PT_ACCESS_LOG_MAIN
+    PT_ACCESS_LOG_MAIN,
+    PT_ACCESS_LOG_JSON
 };
 
 typedef struct {
-    const char *path;          /* "-" = stderr */
+    const char *path;          /* "-" = stderr; "syslog:..." a syslog output */
     int         format;        /* PT_ACCESS_LOG_* */
     bool        enabled;
     uint32_t    buffer_size;   /* bytes kept before a write; 0 = a write per request */
     uint32_t    flush_ms;      /* longest time a line waits in the buffer */
     int         fd;            /* opened by the master, inherited; -1 when off */
+    int         facility;      /* syslog outputs */
+    const char *tag;
+    const char *format_string; /* NULL: format */
+    pt_var      fmt;           /* format_string compiled */
 } pt_access_log_conf;
 
 pt_module pt_access_log_module;
 
 /* ---- configuration ---- */
 
-static const char *const access_log_formats[] = { "combined", "main", NULL };
+static const char *const access_log_formats[] = { "combined", "main", "json", NULL };
+
+static int set_path(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, void *base)
+{
+    if (pt_conf_set_str(cx, s, k, base) != PT_OK)
+        return PT_ERROR;
+    const char *path = ((pt_access_log_conf *) base)->path;
+    const char *why = pt_syslog_is_target(path) ? pt_syslog_check(path) : NULL;
+    return why ? pt_conf_error(cx, s, "%s", why) : PT_OK;
+}
+
+/* format_string = "$remote_addr [$time_iso8601] \"$request\" $status $request_id": the
+ * request variables (server/var.c) and those known once the response is sent. */
+static int set_format_string(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,
+                             void *base)
+{
+    pt_access_log_conf *c = base;
+    if (pt_conf_set_str(cx, s, k, base) != PT_OK)
+        return PT_ERROR;
+    return pt_var_compile_log(cx, s, c->format_string, &c->fmt);
+}
 
 static const pt_conf_key access_log_keys[] = {
-    { "path", 0, pt_conf_set_str, offsetof(pt_access_log_conf, path), 1, 4095, NULL },
+    { "path", 0, set_path, offsetof(pt_access_log_conf, path), 1, 4095, NULL },
+    { "facility", 0, pt_conf_set_enum, offsetof(pt_access_log_conf, facility), 0, 0,
+      pt_syslog_facility_names },
+    { "tag", 0, pt_conf_set_str, offsetof(pt_access_log_conf, tag), 1, 48, NULL },
+    { "format_string", 0, set_format_string, offsetof(pt_access_log_conf, format_string), 1,
+      4096, NULL },
     { "format", 0, pt_conf_set_enum, offsetof(pt_access_log_conf, format), 0, 0,
       access_log_formats },
     { "enabled", 0, pt_conf_set_bool, offsetof(pt_access_log_conf, enabled), 0, 0, NULL },
@@ -67,6 +100,8 @@ static int access_log_conf_init(pt_conf_ctx *cx, void *mconf)
     pt_access_log_conf *c = mconf;
 
     c->path = "-";
+    c->facility = PT_SYSLOG_DEFAULT_FACILITY;
+    c->tag = "portico";
     c->format = PT_ACCESS_LOG_MAIN;
     c->enabled = true;
     c->buffer_size = 65536;
@@ -110,6 +145,16 @@ static int access_log_master_init(pt_cycle *cy)
     if (to_stderr(c)) {
         c->fd = STDERR_FILENO;
         return PT_OK;
+    }
+    if (pt_syslog_is_target(c->path)) {
+        char err[256];
+        c->fd = pt_logfile_open_syslog(c->path, c->facility, c->tag, err, sizeof(err));
+        if (c->fd < 0) {
+            pt_log(PT_LOG_EMERG, "cannot open the access log's syslog output \"%s\": %s",
+                   c->path, err);
+            return PT_ERROR;
+        }
+        return pt_pool_cleanup_add(cy->conf->pool, close_fd, c);
     }
     c->fd = open_log(c, cy->conf->user);
     if (c->fd < 0) {
@@ -170,8 +215,8 @@ static void access_log_worker_exit(pt_cycle *cy)
 static void access_log_reopen(pt_cycle *cy)
 {
     pt_access_log_conf *c = cur_conf(cy);
-    if (!c->enabled || to_stderr(c))
-        return;
+    if (!c->enabled || to_stderr(c) || pt_syslog_is_target(c->path))
+        return;                         /* a socket: nothing to reopen */
     if (cy->worker < 0) {
         /* master: create the new file with the right owner before the workers open it */
         int fd = open_log(c, cy->conf->user);
@@ -235,6 +280,27 @@ static void access_log_request(pt_request *r)
     char *p = line, *end = line + sizeof(line) - 64;
     pt_str when = pt_clock_log_time(r->start_ms);
 
+    if (c->format_string) {
+        /* each variable's value escaped as in the fixed formats; an empty one is "-" */
+        for (unsigned i = 0; i < c->fmt.nparts && p < end; i++) {
+            const pt_var_part *part = &c->fmt.parts[i];
+            pt_str v = pt_var_value(part, r, r->conn);
+            if (part->kind == PT_VAR_LITERAL) {
+                size_t n = pt_min(v.len, (size_t) (end - p));
+                memcpy(p, v.data, n);
+                p += n;
+            } else if (v.len == 0) {
+                *p++ = '-';
+            } else {
+                p = put_escaped(p, end, v.data, pt_min(v.len, 4096));
+            }
+        }
+        goto line;
+    }
+    if (c->format == PT_ACCESS_LOG_JSON) {
+        p = pt_access_log_json(r, p, end);
+        goto line;
+    }
     memcpy(p, r->conn->peer_ip, r->conn->peer_ip_len);
     p += r->conn->peer_ip_len;
     p += snprintf(p, (size_t) (end - p), " - - [%.*s] \"", (int) when.len, when.data);
@@ -275,6 +341,7 @@ static void access_log_request(pt_request *r)
             p += snprintf(p, (size_t) (end - p), " tags=%.*s",
                           (int) pt_min(r->log_tags.len, 1024), r->log_tags.data);
     }
+line:
     *p++ = '\n';
     size_t n = (size_t) (p - line);
 

@@ -82,7 +82,8 @@ static bool tunnel_upgrade(const pt_request *r, pt_str *value)
 }
 
 /* The request to the origin, from the client request's head as the phases left it:
- * hop-by-hop fields out, the route's fields in, X-Forwarded-* and X-Real-IP added. The
+ * hop-by-hop fields out, the route's fields in, X-Forwarded-*, X-Real-IP and the
+ * X-Request-Id portico made (request_id.c) added. The
  * exchange writes it (request line, Host, framing, Connection). */
 int proxy_build_request(proxy_ctx *px)
 {
@@ -102,7 +103,7 @@ int proxy_build_request(proxy_ctx *px)
         else if (pt_str_caseeq_lit(hs[i].name, "te") && pt_h1_list_has(hs[i].value, PT_STR("trailers")))
             te_trailers = true;
     }
-    pt_header *out = pt_palloc(r->pool, (nh + rc->set_request.n + 6) * sizeof(pt_header));
+    pt_header *out = pt_palloc(r->pool, (nh + rc->set_request.n + 7) * sizeof(pt_header));
     char *xff = pt_palloc(r->pool, xff_len + r->conn->peer_ip_len + 1);
     if (out == NULL || xff == NULL)
         return PT_ERROR;
@@ -122,6 +123,8 @@ int proxy_build_request(proxy_ctx *px)
         pt_str nm = hs[i].name;
         if (request_field_dropped(nm) || in_header_list(&rc->set_request, nm))
             continue;
+        if (r->request_id_made && pt_str_caseeq_lit(nm, "x-request-id"))
+            continue;                   /* the client's was unusable: portico's goes */
         if (r->head.underscore && twin_in_header_list(&rc->set_request, nm)) {
             pt_log(PT_LOG_INFO, "dropped request header field %.*s from %s: read with '-', "
                    "a field this route sets", (int) pt_min(nm.len, 64), nm.data,
@@ -155,6 +158,8 @@ int proxy_build_request(proxy_ctx *px)
         out[n++] = (pt_header) { PT_STR("X-Forwarded-Proto"), r->head.scheme };
     if (!in_header_list(&rc->set_request, PT_STR("X-Forwarded-Host")) && r->head.authority.len)
         out[n++] = (pt_header) { PT_STR("X-Forwarded-Host"), r->head.authority };
+    if (r->request_id_made && !in_header_list(&rc->set_request, PT_STR("X-Request-Id")))
+        out[n++] = (pt_header) { PT_STR("X-Request-Id"), r->request_id };
     if (te_trailers)
         out[n++] = (pt_header) { PT_STR("TE"), PT_STR("trailers") };
 

@@ -30,7 +30,8 @@ static void setting_path(const config_setting_t *s, char *buf, size_t size)
     size_t len = 0;
 
     for (; s && config_setting_parent(s) && n < pt_nelems(chain); s = config_setting_parent(s))
-        chain[n++] = s;
+        if (!pt_conf_is_include_group(s))   /* an included file's keys are top-level */
+            chain[n++] = s;
     buf[0] = '\0';
     while (n-- > 0 && len < size) {
         const config_setting_t *c = chain[n];
@@ -669,6 +670,11 @@ static int check_content(pt_conf_ctx *cx)
         for (unsigned j = 0; j < pt_nmodules; j++) {
             if (pt_modules[j]->content == NULL)
                 continue;
+            bool route_key = false;     /* a module of its own listener (admin): not one */
+            for (const pt_conf_key *k = pt_modules[j]->keys; k && k->name; k++)
+                route_key |= (k->scope & PT_SCOPE_ROUTE) != 0;
+            if (!route_key)
+                continue;
             int w = snprintf(list + len, sizeof(list) - len, "%s%s", len ? ", " : "",
                              content_key(pt_modules[j]));
             if (w > 0 && (size_t) w < sizeof(list) - len)
@@ -729,14 +735,36 @@ static int parse(pt_conf_loader *lc)
      * /dev/null, where nothing can be opened: it fails with "cannot open include file"
      * instead of opening anything. */
     config_set_include_dir(lc->cfg, "/dev/null");
-    if (config_read_string(lc->cfg, lc->text.data))
-        return PT_OK;
+    if (config_read_string(lc->cfg, lc->text.data)) {
+        bool added;
+        if (pt_conf_includes_expand(lc, &added) != PT_OK)
+            return PT_ERROR;
+        if (!added)
+            return PT_OK;
+        /* again, with the included files appended: errors now are in them (the main
+         * text alone parsed) */
+        config_destroy(lc->cfg);
+        config_init(lc->cfg);
+        config_set_include_dir(lc->cfg, "/dev/null");
+        if (config_read_string(lc->cfg, lc->text.data))
+            return PT_OK;
+    }
 
     /* a syntax error has a line but no setting: formatted here, with the line itself,
      * since libconfig's text ("syntax error") rarely says which key is wrong */
     unsigned n = (unsigned) config_error_line(lc->cfg), line = n;
     const char *file = pt_conf_text_where(&lc->text, n, &line);
     char text[160] = "";
+    for (size_t i = 0; i < lc->text.nseams; i++) {
+        if (lc->text.seams[i] != n)
+            continue;
+        /* the brace closing an included file's group: what is open is in the file */
+        cx->errors++;
+        snprintf(cx->error, sizeof(cx->error), "%s:%u: %s at the end of the file (a "
+                 "'(', '[' or '{' not closed, or a missing ';'?)", file ? file : cx->file,
+                 line, config_error_text(lc->cfg));
+        return PT_ERROR;
+    }
     text_line(&lc->text, n, text, sizeof(text));
     cx->errors++;
     snprintf(cx->error, sizeof(cx->error), "%s:%u: %s%s%s%s", file ? file : cx->file, line,
@@ -768,14 +796,20 @@ static int load(pt_conf_loader *lc)
             routes = m;
             continue;
         }
+        if (pt_conf_is_include_group(m))
+            continue;               /* included files: after the main file's entries */
         if (dispatch(cx, m, pt_conf_main_keys, conf, PT_SCOPE_MAIN, conf->main_conf)
             != PT_OK)
             return PT_ERROR;
     }
+    if (pt_conf_includes_load(lc, "upstreams") != PT_OK)
+        return PT_ERROR;
     if (pt_conf_check_core(cx, root) != PT_OK)
         return PT_ERROR;
     if (routes && dispatch(cx, routes, pt_conf_main_keys, conf, PT_SCOPE_MAIN,
                            conf->main_conf) != PT_OK)
+        return PT_ERROR;
+    if (pt_conf_includes_load(lc, "routes") != PT_OK)
         return PT_ERROR;
 
     for (unsigned i = 0; i < pt_nmodules; i++) {

@@ -28,12 +28,20 @@ struct pt_conf_text {
     unsigned      end_line;
     char        **files;                /* the names runs[].file point to */
     size_t        nfiles, fcap;
+    size_t        bytes_read;           /* of every file: limited to PT_CONF_MAX_SIZE */
+    unsigned     *seams;                /* text lines closing an included file's group */
+    size_t        nseams, scap;
 };
 
 /* Reads path and what it includes. On failure returns PT_ERROR with "FILE:LINE: ..." in
  * err; t is to be freed either way. */
 int  pt_conf_text_read(pt_conf_text *t, const char *path, char *err, size_t errlen);
 void pt_conf_text_free(pt_conf_text *t);
+/* Appends the file at path (an `include` match) as `group = { <its text> };`, its lines
+ * mapped to it (@include inside it works as anywhere). shown: how errors name it. */
+int  pt_conf_text_append_group(pt_conf_text *t, const char *main_path, const char *group,
+                               const char *path, const char *shown, char *err,
+                               size_t errlen);
 /* The file and line that line n of the text (1-based, as libconfig counts) comes from;
  * past the last line: the end of the main file. */
 const char *pt_conf_text_where(const pt_conf_text *t, unsigned n, unsigned *line);
@@ -71,6 +79,17 @@ int  pt_conf_set_routes(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key 
 int  pt_conf_check_core(pt_conf_ctx *cx, config_setting_t *root);
 /* The route-shaped scope of filters.global, with every module's route conf initialised. */
 pt_route *pt_conf_global_scope(pt_conf_ctx *cx);
+
+/* conf_include.c: `include = [ patterns ];` */
+/* After the main text parsed: appends each file the patterns match as a group of its
+ * own (*added: any); the caller parses the text again. */
+int  pt_conf_includes_expand(pt_conf_loader *lc, bool *added);
+/* Parses key ("upstreams" or "routes") of every included file, in order, appending to
+ * what the main file has; any other key there is an error. */
+int  pt_conf_includes_load(pt_conf_loader *lc, const char *key);
+bool pt_conf_is_include_group(const config_setting_t *s);
+int  pt_conf_set_include(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,
+                         void *base);
 
 /* conf_route.c */
 int  pt_route_table_build(pt_conf_ctx *cx);

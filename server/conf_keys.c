@@ -8,6 +8,7 @@
 #include <pcre2.h>
 
 #include "portico/cidr.h"
+#include "portico/syslog.h"
 #include "portico/conf.h"
 #include "portico/h1.h"
 #include "portico/log.h"
@@ -27,6 +28,7 @@ void pt_conf_defaults(pt_conf *conf)
 
     conf->workers = (unsigned) (ncpu < 1 ? 1 : ncpu > PT_MAX_WORKERS ? PT_MAX_WORKERS : ncpu);
     conf->daemon = false;
+    conf->request_id = true;
     conf->user = NULL;
     conf->group = NULL;
     conf->pid_file = PT_RUNSTATEDIR "/portico.pid";
@@ -34,6 +36,8 @@ void pt_conf_defaults(pt_conf *conf)
     conf->underscores_in_headers = PT_H1_US_DROP;
     conf->error_log_path = "-";
     conf->error_log_level = PT_LOG_INFO;
+    conf->error_log_facility = PT_SYSLOG_DEFAULT_FACILITY;
+    conf->error_log_tag = "portico";
     conf->limits = (pt_limits) {
         .max_connections = 10000,
         .client_header_timeout_ms = 10000,
@@ -97,8 +101,21 @@ static const char *const log_levels[] = {
     "emerg", "alert", "crit", "error", "warn", "notice", "info", "debug", NULL
 };
 
+static int set_log_path(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,
+                        void *base)
+{
+    if (pt_conf_set_str(cx, s, k, base) != PT_OK)
+        return PT_ERROR;
+    const char *path = *(const char **) ((char *) base + k->offset);
+    const char *why = pt_syslog_is_target(path) ? pt_syslog_check(path) : NULL;
+    return why ? pt_conf_error(cx, s, "%s", why) : PT_OK;
+}
+
 static const pt_conf_key error_log_keys[] = {
-    { "path", 0, pt_conf_set_str, offsetof(pt_conf, error_log_path), 1, 4095, NULL },
+    { "path", 0, set_log_path, offsetof(pt_conf, error_log_path), 1, 4095, NULL },
+    { "facility", 0, pt_conf_set_enum, offsetof(pt_conf, error_log_facility), 0, 0,
+      pt_syslog_facility_names },
+    { "tag", 0, pt_conf_set_str, offsetof(pt_conf, error_log_tag), 1, 48, NULL },
     { "level", 0, pt_conf_set_enum, offsetof(pt_conf, error_log_level), 0, 0, log_levels },
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
@@ -238,6 +255,49 @@ static int set_listeners(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key
         conf->nlisteners = i + 1;
     }
     return PT_OK;
+}
+
+pt_listener_conf *pt_conf_add_listener(pt_conf_ctx *cx, config_setting_t *s,
+                                       const char *name, const char *address,
+                                       const pt_module *handler)
+{
+    pt_conf *conf = cx->conf;
+    pt_conf_loader *lc = pt_conf_loader_of(cx);
+    unsigned n = conf->nlisteners;
+    pt_listener_conf *ls = pt_conf_alloc(cx, (n + 1) * sizeof(*ls));
+    const config_setting_t **set = pt_conf_alloc(cx, (n + 1) * sizeof(*set));
+    if (ls == NULL || set == NULL)
+        return NULL;
+    /* the array moves: routes and modules refer to listeners by index, not pointer */
+    memcpy(ls, conf->listeners, n * sizeof(*ls));
+    memcpy(set, lc->listener_settings, n * sizeof(*set));
+    pt_listener_conf *l = &ls[n];
+    l->index = n;
+    l->name = name;
+    l->address = address;
+    l->backlog = 511;
+    l->line = (int) pt_conf_setting_line(cx, s);
+    l->handler = handler;
+    set[n] = s;
+    if (pt_conf_parse_addr(cx, s, address, false, &l->addr, &l->addrlen) != PT_OK)
+        return NULL;
+    for (unsigned j = 0; j < n; j++) {
+        if (strcmp(ls[j].name, name) == 0) {
+            pt_conf_error(cx, s, "\"%s\" is already the name of listeners[%u]", name, j);
+            return NULL;
+        }
+        if (same_addr(l, &ls[j])) {
+            pt_conf_error(cx, s, "\"%s\" is already the address of listeners[%u]", address,
+                          j);
+            return NULL;
+        }
+    }
+    if ((l->mod_conf = pt_conf_mod_confs(cx, PT_SCOPE_LISTENER, NULL, l)) == NULL)
+        return NULL;
+    conf->listeners = ls;
+    lc->listener_settings = set;
+    conf->nlisteners = n + 1;
+    return l;
 }
 
 /* ---- routes ---- */
@@ -485,6 +545,7 @@ static int set_methods(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *
 }
 
 const pt_conf_key pt_conf_route_keys[] = {
+    { "name", 0, pt_conf_set_str, offsetof(pt_route, name), 1, 128, NULL },
     { "host", 0, set_host, 0, 0, 0, NULL },
     { "path_prefix", 0, set_path_prefix, offsetof(pt_route, path_prefix), 1, 0, NULL },
     { "path_regex", 0, set_path_regex, 0, 0, 0, NULL },
@@ -502,16 +563,25 @@ int pt_conf_set_routes(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *
 
     if (!config_setting_is_list(s))
         return pt_conf_type_error(cx, s, "a list ( { ... }, ... )");
-    unsigned n = (unsigned) config_setting_length(s);
+    unsigned n = (unsigned) config_setting_length(s), old = conf->nroutes;
     if (n == 0)
         return PT_OK;   /* every request gets the core's 404 */
-    conf->routes = pt_conf_alloc(cx, n * sizeof(pt_route));
-    lc->route_settings = pt_conf_alloc(cx, n * sizeof(config_setting_t *));
-    if (conf->routes == NULL || lc->route_settings == NULL)
+    /* appended after the routes already parsed (the main file's, then each included
+     * file's): nothing refers to a route by address before the routes are all in */
+    pt_route *routes = pt_conf_alloc(cx, (old + n) * sizeof(pt_route));
+    const config_setting_t **set = pt_conf_alloc(cx, (old + n) * sizeof(config_setting_t *));
+    if (routes == NULL || set == NULL)
         return PT_ERROR;
+    if (old) {
+        memcpy(routes, conf->routes, old * sizeof(pt_route));
+        memcpy(set, lc->route_settings, old * sizeof(*set));
+    }
+    conf->routes = routes;
+    lc->route_settings = set;
 
-    for (unsigned i = 0; i < n; i++) {
-        config_setting_t *e = config_setting_get_elem(s, i);
+    for (unsigned j = 0; j < n; j++) {
+        config_setting_t *e = config_setting_get_elem(s, j);
+        unsigned i = old + j;
         pt_route *rt = &conf->routes[i];
 
         lc->route_settings[i] = e;
@@ -576,6 +646,8 @@ pt_route *pt_conf_global_scope(pt_conf_ctx *cx)
 const pt_conf_key pt_conf_main_keys[] = {
     { "workers", PT_SCOPE_MAIN, set_workers, 0, 1, PT_MAX_WORKERS, NULL },
     { "daemon", PT_SCOPE_MAIN, pt_conf_set_bool, offsetof(pt_conf, daemon), 0, 0, NULL },
+    { "request_id", PT_SCOPE_MAIN, pt_conf_set_bool, offsetof(pt_conf, request_id), 0, 0,
+      NULL },
     { "user", PT_SCOPE_MAIN, pt_conf_set_str, offsetof(pt_conf, user), 1, 255, NULL },
     { "group", PT_SCOPE_MAIN, pt_conf_set_str, offsetof(pt_conf, group), 1, 255, NULL },
     { "pid_file", PT_SCOPE_MAIN, pt_conf_set_str, offsetof(pt_conf, pid_file), 1, 4095, NULL },
@@ -589,6 +661,7 @@ const pt_conf_key pt_conf_main_keys[] = {
     { "listeners", PT_SCOPE_MAIN, set_listeners, 0, 0, 0, NULL },
     { "routes", PT_SCOPE_MAIN, pt_conf_set_routes, 0, 0, 0, NULL },
     { "upstreams", PT_SCOPE_MAIN, pt_upstream_conf_set, 0, 0, 0, NULL },
+    { "include", PT_SCOPE_MAIN, pt_conf_set_include, 0, 0, 0, NULL },
     { "filters", PT_SCOPE_MAIN, set_filters, 0, 0, 0, NULL },
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };

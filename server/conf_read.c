@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "portico/conf.h"
+#include "portico/pool.h"
 #include "conf_int.h"
 
 typedef struct {
@@ -422,6 +423,73 @@ int pt_conf_text_read(pt_conf_text *t, const char *path, char *err, size_t errle
         rc = splice_text(&r, main_name, data, len);
         free(data);
     }
+    t->bytes_read = r.read;
+    free(dir);
+    return rc;
+}
+
+int pt_conf_text_append_group(pt_conf_text *t, const char *main_path, const char *group,
+                              const char *path, const char *shown, char *err,
+                              size_t errlen)
+{
+    reader r;
+    char why[512], *data, *head;
+    size_t len;
+    struct stat st;
+
+    memset(&r, 0, sizeof(r));
+    r.t = t;
+    r.err = err;
+    r.errlen = errlen;
+    r.read = t->bytes_read;
+    const char *slash = strrchr(main_path, '/');
+    char *dir = strndup(main_path, slash ? (size_t) (slash - main_path) + 1 : 0);
+    char *kept = keep_name(&r, path);
+    if (dir == NULL || kept == NULL) {
+        free(dir);
+        return fail(&r, "%s: out of memory", shown);
+    }
+    r.dir = dir;
+    if (read_regular(&r, path, &data, &len, &st, why, sizeof(why)) != PT_OK) {
+        free(dir);
+        return fail(&r, "%s: %s", shown, why);
+    }
+    /* the main file's end stays where errors past the text point */
+    const char *end_file = t->end_file;
+    unsigned end_line = t->end_line, line = 0;
+    int rc = PT_ERROR;
+    size_t hn = strlen(group) + 8;
+    if ((head = malloc(hn)) == NULL) {
+        fail(&r, "out of memory");
+        goto done;
+    }
+    /* `group = {` on a line of its own, counted as line 0 of the file, so that the
+     * file's own lines keep their numbers; the closing brace follows its last line */
+    snprintf(head, hn, "%s = {\n", group);
+    if (t->len && t->data[t->len - 1] != '\n' && emit(&r, end_file, &line, "\n", 1) != PT_OK)
+        goto done;
+    line = 0;
+    r.depth = 1;                        /* not the main file: end_file stays */
+    r.stack[1] = (open_file) { st.st_dev, st.st_ino, kept };
+    if (emit(&r, kept, &line, head, strlen(head)) != PT_OK
+        || splice_text(&r, kept, data, len) != PT_OK)
+        goto done;
+    line = 1;
+    for (size_t i = 0; i < len; i++)
+        line += data[i] == '\n';
+    if (len && data[len - 1] == '\n')
+        rc = emit(&r, kept, &line, "};\n", 3);
+    else
+        rc = emit(&r, kept, &line, "\n};\n", 4);
+    if (rc == PT_OK && grow((void **) &t->seams, &t->scap, t->nseams + 1, sizeof(unsigned))
+                       == PT_OK)
+        t->seams[t->nseams++] = (unsigned) t->nlines;
+done:
+    t->end_file = end_file;
+    t->end_line = end_line;
+    t->bytes_read = r.read;
+    free(head);
+    free(data);
     free(dir);
     return rc;
 }
@@ -431,6 +499,7 @@ void pt_conf_text_free(pt_conf_text *t)
     for (unsigned i = 0; i < t->nfiles; i++)
         free(t->files[i]);
     free(t->files);
+    free(t->seams);
     free(t->runs);
     free(t->offs);
     free(t->data);
@@ -459,4 +528,35 @@ const char *pt_conf_text_where(const pt_conf_text *t, unsigned n, unsigned *line
     }
     *line = t->runs[lo].line + (n - t->runs[lo].first);
     return t->runs[lo].file;
+}
+
+/* ---- small files named by keys (secrets) ---- */
+
+int pt_conf_read_small_file(pt_conf_ctx *cx, config_setting_t *s, const char *path,
+                            size_t max, pt_str *out)
+{
+    reader r;
+    char why[512], *data = NULL, full[4096];
+    size_t len = 0;
+    struct stat st;
+
+    memset(&r, 0, sizeof(r));
+    /* relative to the main file's directory, as @include names */
+    const char *slash = strrchr(cx->file, '/');
+    if (path[0] != '/' && slash)
+        snprintf(full, sizeof(full), "%.*s%s", (int) (slash - cx->file) + 1, cx->file, path);
+    else
+        snprintf(full, sizeof(full), "%s", path);
+    if (read_regular(&r, full, &data, &len, &st, why, sizeof(why)) != PT_OK)
+        return pt_conf_error(cx, s, "\"%s\": %s", full, why);
+    while (len && (data[len - 1] == '\n' || data[len - 1] == '\r'))
+        len--;
+    if (len == 0 || len > max) {
+        free(data);
+        return pt_conf_error(cx, s, "\"%s\": %s", full, len ? "too large" : "empty");
+    }
+    out->data = pt_pstrndup(cx->pool, data, len);
+    out->len = len;
+    free(data);
+    return out->data ? PT_OK : pt_conf_error(cx, s, "out of memory");
 }

@@ -66,6 +66,10 @@ void pt_http_process(pt_request *r);
 /* A request the core will not process: log why and answer with status (the session has
  * marked the connection for closing). */
 void pt_http_refuse(pt_request *r, unsigned status, const char *why);
+/* request_id.c: r->request_id from X-Request-Id, or a new one (r->request_id_made: the
+ * proxy sends it in place of the client's field); the worker seeds the generator once. */
+int  pt_http_request_id(pt_request *r);
+void pt_request_id_seed(void);
 /* The client is gone or the response cannot be completed: log why, drop the request. */
 void pt_http_abort(pt_request *r, const char *why);
 /* The request is over (answered or aborted): the log phase and the counters. */

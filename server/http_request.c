@@ -7,6 +7,7 @@
 #include "portico/counters.h"
 #include "portico/h1.h"
 #include "portico/log.h"
+#include "portico/metrics.h"
 #include "portico/pool.h"
 #include "portico/shm.h"
 #include "portico/str.h"
@@ -93,6 +94,10 @@ static void lower_host(pt_request *r)
 void pt_http_process(pt_request *r)
 {
     PT_ASSERT(r->sess != NULL && !r->header_sent && !r->finalized);
+    if (pt_stats_mine && !r->busy) {
+        r->busy = true;             /* the connection is not idle until it is logged */
+        pt_stats_mine->busy++;
+    }
     lower_host(r);
     if (r->head.path.len == 1 && r->head.path.data[0] == '*') {
         r->path = PT_STR("*");
@@ -115,6 +120,11 @@ void pt_http_process(pt_request *r)
         }
         r->path = (pt_str) { nlen, np };
     }
+    if (pt_http_request_id(r) != PT_OK) {
+        r->keepalive = false;
+        pt_http_refuse(r, 500, "out of memory");
+        return;
+    }
     /* the first phase runs before routing, with the global filters' scope */
     r->route = pt_wconf->filters_global;
     r->phase = 0;
@@ -124,8 +134,11 @@ void pt_http_process(pt_request *r)
 
 static void route_request(pt_request *r)
 {
-    r->route = pt_route_find(pt_wconf, r->host, r->path, r->head.method, r->head.method_name,
-                             r->conn->listener->conf->index);
+    /* a module's own listener (admin) answers everything itself: no route applies */
+    const pt_listener_conf *l = r->conn->listener->conf;
+    r->route = l->handler ? NULL
+               : pt_route_find(pt_wconf, r->host, r->path, r->head.method,
+                               r->head.method_name, l->index);
 }
 
 /* No route: 405 with the methods allowed by the routes that match all but the method,
@@ -184,11 +197,12 @@ void pt_http_run_phases(pt_request *r)
         pt_http_refuse(r, 413, "Content-Length exceeds max_body_size");
         return;
     }
-    if (r->route == NULL || r->route->content == NULL) {
+    const pt_module *content = r->route ? r->route->content : r->conn->listener->conf->handler;
+    if (content == NULL) {
         no_route(r);
         return;
     }
-    int rc = r->route->content->content(r);
+    int rc = content->content(r);
     if (rc >= 100)
         pt_http_finalize(r, rc);
     else if (rc == PT_ERROR)
@@ -298,5 +312,9 @@ void pt_http_request_log(pt_request *r)
     if (pt_stats_mine) {
         unsigned cls = r->status / 100;
         pt_stats_mine->status[cls <= 5 ? cls : 0]++;
+        if (r->busy && pt_stats_mine->busy)
+            pt_stats_mine->busy--;
+        r->busy = false;
     }
+    pt_metrics_request(r);
 }

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "portico/log.h"
+#include "portico/syslog.h"
 
 #define LINE_MAX_LEN      2048
 #define REPEAT_WINDOW_MS  1000
@@ -38,6 +39,9 @@ typedef struct {
 int pt_log_level = PT_LOG_INFO;
 
 static int         log_fd = STDERR_FILENO;
+static bool        log_syslog;          /* log_fd is a syslog socket */
+static int         syslog_facility = PT_SYSLOG_DEFAULT_FACILITY;
+static char        syslog_tag[49] = "portico";
 static char        log_path[4096] = "-";
 static char        log_role[32] = "master";
 static repeat_slot repeats[REPEAT_SLOTS];
@@ -78,16 +82,28 @@ static int open_path(const char *path)
     return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 }
 
+void pt_log_set_syslog(int facility, const char *tag)
+{
+    syslog_facility = facility;
+    snprintf(syslog_tag, sizeof(syslog_tag), "%s", tag);
+}
+
 int pt_log_open(const char *path, int level)
 {
-    int fd = open_path(path);
+    bool sl = pt_syslog_is_target(path);
+    char why[256] = "";
+    int fd = sl ? pt_syslog_open(path, why, sizeof(why)) : open_path(path);
     if (fd < 0) {
-        pt_log_errno(PT_LOG_ERR, errno, "cannot open error log \"%s\"", path);
+        if (sl)
+            pt_log(PT_LOG_ERR, "cannot open error log \"%s\": %s", path, why);
+        else
+            pt_log_errno(PT_LOG_ERR, errno, "cannot open error log \"%s\"", path);
         return PT_ERROR;
     }
     if (log_fd != STDERR_FILENO && log_fd != fd)
         close(log_fd);
     log_fd = fd;
+    log_syslog = sl;
     snprintf(log_path, sizeof(log_path), "%s", path);
     if (level >= 0)
         pt_log_level = level;
@@ -96,8 +112,8 @@ int pt_log_open(const char *path, int level)
 
 int pt_log_reopen(void)
 {
-    if (strcmp(log_path, "-") == 0)
-        return PT_OK;
+    if (strcmp(log_path, "-") == 0 || log_syslog)
+        return PT_OK;                   /* a socket: nothing to reopen */
     int fd = open_path(log_path);
     if (fd < 0) {
         pt_log_errno(PT_LOG_ERR, errno, "cannot reopen error log \"%s\"", log_path);
@@ -112,7 +128,7 @@ int pt_log_reopen(void)
 
 int pt_log_fd(void)
 {
-    return log_fd;
+    return log_syslog ? STDERR_FILENO : log_fd;
 }
 
 static uint64_t mono_ms(void)
@@ -136,6 +152,15 @@ static void write_line(int level, const char *prefix, size_t plen, const char *t
     char line[LINE_MAX_LEN + 128];
     struct timeval tv;
     struct tm tm;
+    if (log_syslog) {
+        /* the message's header has the time, the level and the pid */
+        int n = snprintf(line, sizeof(line), "%s: %.*s%.*s", log_role, (int) plen, prefix,
+                         (int) pt_min(tlen, (size_t) LINE_MAX_LEN), text);
+        if (n > 0)
+            pt_syslog_send(log_fd, syslog_facility, level, syslog_tag, "error", line,
+                           pt_min((size_t) n, sizeof(line) - 1));
+        return;
+    }
     gettimeofday(&tv, NULL);
     localtime_r(&tv.tv_sec, &tm);
     int n = snprintf(line, sizeof(line), "%04d/%02d/%02d %02d:%02d:%02d [%s] %d#%s: ",

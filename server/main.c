@@ -26,6 +26,7 @@
 #include "portico/pidfile.h"
 #include "portico/upgrade.h"
 #include "portico/process.h"
+#include "portico/metrics.h"
 #include "portico/shm.h"
 
 #define DEFAULT_CONF PT_SYSCONFDIR "/portico/portico.conf"
@@ -171,7 +172,7 @@ static int daemonize(const pt_conf *conf)
     dup2(fd, STDOUT_FILENO);
     /* error_log "-" keeps writing where stderr went; otherwise stray stderr output goes
      * to the error log. */
-    if (strcmp(conf->error_log_path, "-") != 0)
+    if (pt_log_fd() != STDERR_FILENO)
         dup2(pt_log_fd(), STDERR_FILENO);
     if (fd > STDERR_FILENO)
         close(fd);
@@ -195,12 +196,13 @@ static int start(const char *path)
         fprintf(stderr, "portico: %s\n", err);
         goto fail;
     }
+    pt_log_set_syslog(conf->error_log_facility, conf->error_log_tag);
     if (pt_log_open(conf->error_log_path, conf->error_log_level) != PT_OK) {
         fprintf(stderr, "portico: cannot open the error log %s: %s\n", conf->error_log_path,
                 strerror(errno));
         goto fail;
     }
-    if (strcmp(conf->error_log_path, "-") != 0)
+    if (pt_log_fd() != STDERR_FILENO)
         where = conf->error_log_path;
     pt_fdlimit_raise();
 
@@ -232,7 +234,8 @@ static int start(const char *path)
             fprintf(stderr, "portico: cannot open the listening sockets (see %s)\n", where);
         goto fail;
     }
-    if (pt_stats_init() != PT_OK || pt_shm_map(conf, NULL) != PT_OK) {
+    if (pt_stats_init() != PT_OK || pt_metrics_init() != PT_OK
+        || pt_shm_map(conf, NULL) != PT_OK) {
         if (*where)
             fprintf(stderr, "portico: cannot map shared memory (see %s)\n", where);
         goto fail;
@@ -246,6 +249,8 @@ static int start(const char *path)
     cycle.stats_slot = -1;
     cycle.master_pid = getpid();
     pt_cycle_cur = &cycle;
+    pt_stats_zone->generation = 1;
+    pt_metrics_families_init();
     for (unsigned i = 0; i < pt_nmodules; i++) {
         if (pt_modules[i]->master_init && pt_modules[i]->master_init(&cycle) != PT_OK) {
             fprintf(stderr, "portico: module %s failed to initialise%s%s%s\n",

@@ -507,6 +507,8 @@ static void reap(void)
 
         g->alive--;
         pt_stats_slot_retire((int) (p - procs));
+        if (!expected && pt_stats_zone)
+            pt_stats_zone->worker_restarts++;
         for (unsigned i = 0; i < pt_nmodules; i++)
             if (pt_modules[i]->worker_gone)
                 pt_modules[i]->worker_gone(&g->cycle, (int) (p - procs));
@@ -568,6 +570,21 @@ static int modules_master_init(pt_cycle *cy)
     return PT_OK;
 }
 
+/* Counted for /metrics: reloads and their outcome (the old configuration kept). */
+static void reload_outcome(bool ok)
+{
+    if (pt_stats_zone == NULL)
+        return;
+    if (ok)
+        pt_stats_zone->reloads++;
+    else
+        pt_stats_zone->reloads_failed++;
+    pt_stats_zone->reload_last_ok = ok;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    pt_stats_zone->reload_last = (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
 /* The check said the file parses: load it for real. */
 static void reload_configuration(void)
 {
@@ -577,12 +594,14 @@ static void reload_configuration(void)
     pt_log(PT_LOG_NOTICE, "reload: reading %s", cur->cycle.conf_path);
     pt_conf *nc = pt_conf_load(cur->cycle.conf_path, err, sizeof(err));
     if (nc == NULL) {
+        reload_outcome(false);
         pt_log(PT_LOG_ERR, "reload failed, keeping the running configuration: %s", err);
         return;
     }
 
     gen *g = calloc(1, sizeof(*g));
     if (g == NULL) {
+        reload_outcome(false);
         pt_log(PT_LOG_ERR, "reload failed: out of memory");
         pt_conf_free(nc);
         return;
@@ -594,6 +613,7 @@ static void reload_configuration(void)
 
     int rc = pt_process_user(nc, &g->uid, &g->gid, err, sizeof(err));
     if (rc == PT_ERROR) {
+        reload_outcome(false);
         pt_log(PT_LOG_ERR, "reload failed, keeping the running configuration: %s", err);
         goto fail;
     }
@@ -603,6 +623,7 @@ static void reload_configuration(void)
 
     unsigned need = conf_workers(nc), have = free_slots();
     if (need > have) {
+        reload_outcome(false);
         pt_log(PT_LOG_ERR, "reload failed: %u workers needed but only %u worker slots are "
                "free while older generations drain; try again later", need, have);
         goto fail;
@@ -610,11 +631,13 @@ static void reload_configuration(void)
 
     g->cycle.listen_fds = pt_listen_open(nc, cur->cycle.conf, cur->cycle.listen_fds);
     if (g->cycle.listen_fds == NULL) {
+        reload_outcome(false);
         pt_log(PT_LOG_ERR, "reload failed, keeping the running configuration: cannot open "
                "the listening sockets");
         goto fail;
     }
     if (pt_shm_map(nc, cur->cycle.conf) != PT_OK) {
+        reload_outcome(false);
         pt_log(PT_LOG_ERR, "reload failed, keeping the running configuration: cannot map "
                "shared memory");
         goto fail;
@@ -622,6 +645,7 @@ static void reload_configuration(void)
     pt_cycle_cur = &g->cycle;
     if (modules_master_init(&g->cycle) != PT_OK) {
         pt_cycle_cur = &cur->cycle;
+        reload_outcome(false);
         pt_log(PT_LOG_ERR, "reload failed, keeping the running configuration");
         goto fail;
     }
@@ -631,13 +655,15 @@ static void reload_configuration(void)
         && strcmp(nc->pid_file, cur->cycle.conf->pid_file) != 0
         && pt_pidfile_move(nc->pid_file, getpid(), err, sizeof(err)) != PT_OK)
         pt_log(PT_LOG_ERR, "keeping pid file %s: %s", pt_pidfile_path(), err);
+    pt_log_set_syslog(nc->error_log_facility, nc->error_log_tag);
     if (pt_log_open(nc->error_log_path, nc->error_log_level) == PT_OK)
         log_chown(g);
 
     g->next = gens;
     gens = g;
+    reload_outcome(true);
     if (pt_stats_zone)
-        pt_stats_zone->reloads++;
+        pt_stats_zone->generation = g->cycle.generation;
     pt_fdlimit_check(nc);
     start_workers(g);
 
@@ -703,6 +729,7 @@ static void check_start(void)
     int fds[2];
 
     if (pipe2(fds, O_CLOEXEC) < 0) {
+        reload_outcome(false);
         pt_log_errno(PT_LOG_ERR, errno, "reload failed, keeping the running configuration: "
                      "pipe() for the configuration check failed");
         pt_notify("READY=1");
@@ -715,6 +742,7 @@ static void check_start(void)
     }
     close(fds[1]);
     if (pid < 0) {
+        reload_outcome(false);
         pt_log_errno(PT_LOG_ERR, errno, "reload failed, keeping the running configuration: "
                      "fork() of the configuration check failed");
         close(fds[0]);
@@ -767,10 +795,12 @@ static void check_ended(void)
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && verdict[0] == '0') {
         reload_configuration();
     } else if (WIFEXITED(st) && WEXITSTATUS(st) == 0 && verdict[0] == '1') {
+        reload_outcome(false);
         pt_log(PT_LOG_ERR, "reload failed, keeping the running configuration: %s",
                verdict + 1);
     } else {
         describe_exit(st, how, sizeof(how));
+        reload_outcome(false);
         pt_log(PT_LOG_ERR, "reload failed, keeping the running configuration: the check "
                "of %s (pid %d) %s", gens->cycle.conf_path, (int) pid, how);
     }
@@ -800,10 +830,12 @@ static void check_kill(bool late)
 {
     if (check_pid == 0)
         return;
-    if (late)
+    if (late) {
+        reload_outcome(false);
         pt_log(PT_LOG_ERR, "reload failed, keeping the running configuration: the check of "
                "%s (pid %d) did not finish within %d ms: killed", gens->cycle.conf_path,
                (int) check_pid, CHECK_TIMEOUT_MS);
+    }
     kill(check_pid, SIGKILL);
     check_stray = check_pid;
     check_done();

@@ -4,6 +4,7 @@
 
 extern pt_module pt_return_module;
 extern pt_module pt_access_log_module;
+extern pt_module pt_admin_module;
 extern pt_module pt_proxy_module;
 extern pt_module pt_client_cert_module;
 extern pt_module pt_acl_module;
@@ -25,6 +26,7 @@ pt_module *const pt_modules[] = {
     &pt_return_module,
     &pt_client_cert_module,
     &pt_proxy_module,
+    &pt_admin_module,
 #ifdef PT_TEST_MODULES
     &pt_test_module,
 #endif

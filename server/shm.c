@@ -13,6 +13,7 @@
 
 #include "portico/conf.h"
 #include "portico/log.h"
+#include "portico/metrics.h"
 #include "portico/pool.h"
 #include "portico/shm.h"
 
@@ -487,6 +488,7 @@ void pt_stats_slot_reset(int slot, unsigned generation, pid_t pid)
     memset(w, 0, sizeof(*w));
     w->generation = generation;
     w->pid = pid;
+    pt_metrics_slot_reset(slot);
 }
 
 void pt_stats_slot_retire(int slot)
@@ -494,6 +496,8 @@ void pt_stats_slot_retire(int slot)
     if (pt_stats_zone == NULL || slot < 0 || slot >= (int) pt_nelems(pt_stats_zone->worker))
         return;
     pt_worker_stats *w = &pt_stats_zone->worker[slot], *r = &pt_stats_zone->retired;
+    /* readers summing the slots retry while this runs (fold_seq odd) */
+    __atomic_add_fetch(&pt_stats_zone->fold_seq, 1, __ATOMIC_ACQ_REL);
     r->accepted += w->accepted;
     r->requests += w->requests;
     for (unsigned i = 0; i < pt_nelems(w->status); i++)
@@ -502,4 +506,6 @@ void pt_stats_slot_retire(int slot)
     r->bytes_out += w->bytes_out;
     r->refused += w->refused;
     memset(w, 0, sizeof(*w));
+    pt_metrics_slot_retire(slot);
+    __atomic_add_fetch(&pt_stats_zone->fold_seq, 1, __ATOMIC_ACQ_REL);
 }

@@ -80,6 +80,20 @@ static void refresh_fire(pt_timer *t)
     pt_upstream_refresh(t->data);
 }
 
+/* A worker with no requests to pick for still follows the shared state within
+ * WATCH_MS: a server drained through the admin API has its idle pooled connections
+ * closed everywhere, not only in the workers that pick next. */
+#define WATCH_MS 1000
+static pt_timer watch_timer;
+
+static void watch_fire(pt_timer *t)
+{
+    for (unsigned i = 0; i < nrts; i++)
+        if (__atomic_load_n(rts[i].up->state_gen, __ATOMIC_ACQUIRE) != rts[i].seen_gen)
+            pt_upstream_refresh(&rts[i]);
+    pt_loop_timer(pt_loop_cur, &watch_timer, WATCH_MS);
+}
+
 int pt_upstream_worker_init(const pt_conf *conf)
 {
     nrts = conf->nupstreams;
@@ -100,6 +114,10 @@ int pt_upstream_worker_init(const pt_conf *conf)
             return PT_ERROR;
         pt_timer_init(&rt->refresh_timer, refresh_fire, rt);
         pt_upstream_refresh(rt);
+    }
+    if (nrts) {
+        pt_timer_init(&watch_timer, watch_fire, NULL);
+        pt_loop_timer(pt_loop_cur, &watch_timer, WATCH_MS);
     }
     return pt_upstream_check_start(conf);
 }
@@ -347,9 +365,16 @@ ssize_t pt_upconn_read(pt_upconn *uc, size_t max)
     return pt_xprt_read(&uc->x, &uc->in, max);
 }
 
+void pt_upstream_pool_close(pt_upstream_rt *rt, unsigned s)
+{
+    while (rt->idle && rt->idle[s])
+        pt_upconn_close(rt->idle[s]);
+}
+
 void pt_upstream_worker_exit(void)
 {
     pt_upstream_check_stop();
+    pt_timer_del(&pt_loop_cur->timers, &watch_timer);
     for (unsigned i = 0; i < nrts; i++)
         for (unsigned s = 0; s < rts[i].up->nservers; s++)
             while (rts[i].idle[s])

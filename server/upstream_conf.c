@@ -173,12 +173,17 @@ int pt_upstream_conf_set(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key
     pt_upstream_list list = { NULL, 0 }, *l = &list;
     if (!config_setting_is_list(s))
         return pt_conf_error(cx, s, "must be a list of groups: ( { name = \"app\"; servers = (...); } )");
-    int n = config_setting_length(s);
-    l->ups = pt_pcalloc(cx->pool, (size_t) (n ? n : 1) * sizeof(*l->ups));
+    /* appended after the groups already parsed (the main file's, then each included
+     * file's): routes find theirs by name only once every group is in */
+    int n = config_setting_length(s), old = (int) conf->nupstreams;
+    l->ups = pt_pcalloc(cx->pool, (size_t) (old + n ? old + n : 1) * sizeof(*l->ups));
     if (l->ups == NULL)
         return pt_conf_error(cx, s, "out of memory");
-    for (int i = 0; i < n; i++) {
-        config_setting_t *e = config_setting_get_elem(s, (unsigned) i);
+    if (old)
+        memcpy(l->ups, conf->upstreams, (size_t) old * sizeof(*l->ups));
+    for (int j = 0; j < n; j++) {
+        config_setting_t *e = config_setting_get_elem(s, (unsigned) j);
+        int i = old + j;
         pt_upstream *up = &l->ups[i];
         up->index = (unsigned) i;
         up->line = (int) pt_conf_setting_line(cx, e);
@@ -207,12 +212,13 @@ int pt_upstream_conf_set(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key
                                  "hash_key is only used with balance = \"hash\"");
         if (up->balancer->conf && up->balancer->conf(cx, e, up) != PT_OK)
             return PT_ERROR;
-        for (int j = 0; j < i; j++)
-            if (strcmp(l->ups[j].name, up->name) == 0)
-                return pt_conf_error(cx, e, "upstream \"%s\" is already defined at line %d",
-                                     up->name, l->ups[j].line);
+        for (int d = 0; d < i; d++)
+            if (strcmp(l->ups[d].name, up->name) == 0)
+                return pt_conf_error(cx, e, "upstream \"%s\" is already defined at line %d%s",
+                                     up->name, l->ups[d].line,
+                                     d < old ? " (of the file that defines it first)" : "");
     }
-    l->n = (unsigned) n;
+    l->n = (unsigned) (old + n);
     conf->upstreams = l->ups;
     conf->nupstreams = l->n;
     return PT_OK;

@@ -18,6 +18,7 @@
 #include "portico/h1.h"
 #include "portico/http.h"
 #include "portico/log.h"
+#include "portico/metrics.h"
 #include "portico/pool.h"
 #include "portico/str.h"
 #include "portico/tls.h"
@@ -366,6 +367,8 @@ static void connect_server(pt_upx *x, unsigned s, bool fresh)
 {
     if (!tried(x, s)) {
         x->tried[s >> 6] |= 1ull << (s & 63);
+        if (x->attempts && x->server && !x->pinned)
+            pt_metrics_upstream_retry(x->up, x->server->index);    /* it failed this one */
         x->attempts++;
     }
     x->server = &x->up->servers[s];

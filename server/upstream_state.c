@@ -17,6 +17,7 @@
 
 #include "portico/event.h"
 #include "portico/log.h"
+#include "portico/metrics.h"
 #include "portico/timer.h"
 #include "portico/upstream.h"
 
@@ -72,7 +73,7 @@ static void publish_slot(pt_upstream_shared *sh, uint64_t *state_gen, const char
     uint64_t now = now_ms();
     for (;;) {
         uint32_t old = LOAD(&sh->state), bits = LOAD(&sh->down_why), next;
-        if (bits & (PT_SV_DOWN_ADMIN | PT_SV_DOWN_REMOVED))
+        if (bits & PT_SV_DOWN_DRAINS)
             next = LOAD(&sh->active) > 0 ? PT_SV_DRAINING : PT_SV_DOWN;
         else if (bits)
             next = PT_SV_DOWN;
@@ -129,8 +130,11 @@ void pt_upstream_state_load(const pt_upstream *up, const pt_upstream_server *sv)
         why = "no longer down = true in the configuration";
     else if (bits & PT_SV_DOWN_REMOVED)
         why = "back in the configuration";
+    if (bits & (PT_SV_DOWN_API | PT_SV_DOWN_API_DRAIN))
+        why = "the configuration again after a change through the admin API";
     set_why(sh, PT_SV_DOWN_ADMIN, sv->down);
     set_why(sh, PT_SV_DOWN_REMOVED, false);
+    set_why(sh, PT_SV_DOWN_API | PT_SV_DOWN_API_DRAIN, false);
     if (up->health.type == PT_HEALTH_NONE && (bits & PT_SV_DOWN_CHECK)) {
         /* nothing would ever bring it back */
         set_why(sh, PT_SV_DOWN_CHECK, false);
@@ -148,6 +152,47 @@ void pt_upstream_state_removed(pt_upstream_shared *sh, uint64_t *state_gen)
         return;
     set_why(sh, PT_SV_DOWN_REMOVED, true);
     publish_slot(sh, state_gen, "removed from the configuration");
+}
+
+/* ------------------------------------------------------------------ the admin API */
+
+int pt_upstream_admin_set(const pt_upstream *up, const pt_upstream_server *sv, int state,
+                          unsigned weight, const char *who)
+{
+    pt_upstream_shared *sh = sv->shared;
+    char why[160];
+    if (sh == NULL)
+        return PT_ERROR;
+    if (weight) {
+        uint32_t old = __atomic_exchange_n(&sh->weight, weight, __ATOMIC_ACQ_REL);
+        if (old != weight) {
+            pt_log(PT_LOG_NOTICE, "upstream \"%s\" server %s: weight %u -> %u (admin API, %s)",
+                   up->name, sv->addr_text, old, weight, who);
+            ADD(up->state_gen, 1);      /* every worker takes the new weight */
+        }
+    }
+    if (state < 0)
+        return PT_OK;
+    snprintf(why, sizeof(why), "%s through the admin API, %s",
+             state == PT_SV_ADMIN_DRAIN ? "drain" : state == PT_SV_ADMIN_DOWN ? "down" : "up",
+             who);
+    if (state == PT_SV_ADMIN_DRAIN) {
+        set_why(sh, PT_SV_DOWN_API, false);
+        set_why(sh, PT_SV_DOWN_API_DRAIN, true);
+    } else if (state == PT_SV_ADMIN_DOWN) {
+        set_why(sh, PT_SV_DOWN_API_DRAIN, false);
+        set_why(sh, PT_SV_DOWN_API, true);
+    } else {
+        /* back to what health says: an operator's "up" lifts every administrative
+         * reason, down = true of the configuration too (until the next reload) */
+        set_why(sh, PT_SV_DOWN_API | PT_SV_DOWN_API_DRAIN | PT_SV_DOWN_ADMIN, false);
+    }
+    uint32_t before = LOAD(&sh->state);
+    publish_slot(sh, up->state_gen, why);
+    if (LOAD(&sh->state) == before)
+        pt_log(PT_LOG_NOTICE, "upstream \"%s\" server %s: stays %s (%s)", up->name,
+               sv->addr_text, pt_server_state_name(before), why);
+    return PT_OK;
 }
 
 /* ------------------------------------------------------------------ passive health */
@@ -209,6 +254,8 @@ void pt_upstream_report(const pt_upstream *up, unsigned server, const pt_upstrea
     const pt_upstream_server *sv = &up->servers[server];
     pt_upstream_shared *sh = sv->shared;
     bool failed = res->outcome != PT_UP_OK || status_fails(up, res->status);
+    if (res->outcome == PT_UP_OK)
+        pt_metrics_upstream_time(up, server, res->us);
     if (res->outcome == PT_UP_OK || res->outcome == PT_UP_TIMEOUT) {
         /* a moving average with weight 1/8: a lost update between two workers only
          * drops one sample */
@@ -273,7 +320,7 @@ void pt_upstream_check_result(const pt_upstream *up, const pt_upstream_server *s
 static uint64_t back_in(const pt_upstream *up, const pt_upstream_shared *sh, uint64_t now)
 {
     uint32_t bits = LOAD(&sh->down_why);
-    if (bits & (PT_SV_DOWN_ADMIN | PT_SV_DOWN_REMOVED))
+    if (bits & (PT_SV_DOWN_DRAINS | PT_SV_DOWN_API))
         return UINT64_MAX;
     uint64_t t = 0;
     if (bits & PT_SV_DOWN_FAILS) {
@@ -303,7 +350,8 @@ void pt_upstream_refresh(pt_upstream_rt *rt)
                 next = pt_min(next, until);
         }
         uint32_t st = LOAD(&sh->state);
-        uint64_t w = (uint64_t) sv->weight * 256;
+        /* the shared weight: the configuration's, or what the admin API set */
+        uint64_t w = (uint64_t) pt_max(LOAD(&sh->weight), 1) * 256;
         if (st == PT_SV_SLOW_START) {
             uint64_t ss = LOAD(&sh->slow_start_ms), el = now - LOAD(&sh->up_since);
             if (el >= ss) {
@@ -317,6 +365,8 @@ void pt_upstream_refresh(pt_upstream_rt *rt)
         rt->eweight[i] = (uint32_t) pt_max(w, 1);
         bool live = st == PT_SV_UP || st == PT_SV_SLOW_START;
         rt->eligible[i] = live;
+        if (!live)
+            pt_upstream_pool_close(rt, i);      /* a drained server's idle connections */
         if (live && !sv->backup)
             nprim++;
         else if (!live)
@@ -364,7 +414,7 @@ void pt_upstream_release(const pt_upstream *up, unsigned s)
 {
     pt_upstream_shared *sh = up->servers[s].shared;
     int64_t n = SUB(&sh->active, 1);
-    if (n == 0 && (LOAD(&sh->down_why) & (PT_SV_DOWN_ADMIN | PT_SV_DOWN_REMOVED)))
+    if (n == 0 && (LOAD(&sh->down_why) & PT_SV_DOWN_DRAINS))
         publish_slot(sh, up->state_gen, "its last request in flight ended");
     pt_upstream_rt *rt = pt_upstream_rt_of(up);
     if (rt == NULL)

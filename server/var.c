@@ -1,7 +1,11 @@
 /* Variables in configured strings (include/portico/var.h). */
 #include <stdio.h>
+#include <time.h>
 
+#include "portico/clock.h"
 #include "portico/conf.h"
+#include "portico/event.h"
+#include "portico/tls.h"
 #include "portico/http.h"
 #include "portico/pool.h"
 #include "portico/str.h"
@@ -11,14 +15,30 @@ static const struct {
     const char *name;
     pt_var_kind kind;
     bool        request;
+    bool        log;            /* only once the response is sent (the access log) */
 } vars[] = {
-    { "remote_addr", PT_VAR_REMOTE_ADDR, false },
-    { "listener", PT_VAR_LISTENER, false },
-    { "host", PT_VAR_HOST, true },
-    { "method", PT_VAR_METHOD, true },
-    { "uri", PT_VAR_URI, true },
-    { "request_uri", PT_VAR_REQUEST_URI, true },
-    { "args", PT_VAR_ARGS, true },
+    { "remote_addr", PT_VAR_REMOTE_ADDR, false, false },
+    { "listener", PT_VAR_LISTENER, false, false },
+    { "host", PT_VAR_HOST, true, false },
+    { "method", PT_VAR_METHOD, true, false },
+    { "uri", PT_VAR_URI, true, false },
+    { "request_uri", PT_VAR_REQUEST_URI, true, false },
+    { "args", PT_VAR_ARGS, true, false },
+    { "status", PT_VAR_STATUS, true, true },
+    { "body_bytes_sent", PT_VAR_BODY_BYTES_SENT, true, true },
+    { "bytes_sent", PT_VAR_BYTES_SENT, true, true },
+    { "request_time", PT_VAR_REQUEST_TIME, true, true },
+    { "request", PT_VAR_REQUEST, true, true },
+    { "request_id", PT_VAR_REQUEST_ID, true, true },
+    { "upstream_addr", PT_VAR_UPSTREAM_ADDR, true, true },
+    { "upstream_status", PT_VAR_UPSTREAM_STATUS, true, true },
+    { "upstream_response_time", PT_VAR_UPSTREAM_RESPONSE_TIME, true, true },
+    { "time_iso8601", PT_VAR_TIME_ISO8601, true, true },
+    { "time_local", PT_VAR_TIME_LOCAL, true, true },
+    { "server_protocol", PT_VAR_SERVER_PROTOCOL, true, true },
+    { "scheme", PT_VAR_SCHEME, true, true },
+    { "cache_status", PT_VAR_CACHE_STATUS, true, true },
+    { "tls_protocol", PT_VAR_TLS_PROTOCOL, true, true },
 };
 
 static bool name_char(char c)
@@ -27,7 +47,8 @@ static bool name_char(char c)
            || c == '_';
 }
 
-int pt_var_compile(pt_conf_ctx *cx, config_setting_t *s, const char *text, pt_var *v)
+static int compile(pt_conf_ctx *cx, config_setting_t *s, const char *text, pt_var *v,
+                   bool log)
 {
     size_t len = strlen(text), n = 0;
     /* at most one part per '$' and one literal between each */
@@ -104,12 +125,21 @@ int pt_var_compile(pt_conf_ctx *cx, config_setting_t *s, const char *text, pt_va
                 if (strlen(vars[k].name) == name.len
                     && memcmp(vars[k].name, name.data, name.len) == 0)
                     break;
+            if (k < pt_nelems(vars) && vars[k].log && !log)
+                return pt_conf_error(cx, s, "\"%s\": $%.*s is known only once the response "
+                                     "is sent (the access log's format_string)", text,
+                                     (int) name.len, name.data);
             if (k == pt_nelems(vars))
                 return pt_conf_error(cx, s, "\"%s\": unknown variable $%.*s (known: "
                                      "$remote_addr, $listener, $host, $method, $uri, "
                                      "$request_uri, $args, $http_NAME, $arg_NAME, "
-                                     "$cookie_NAME)", text, (int) name.len,
-                                     name.data);
+                                     "$cookie_NAME%s)", text, (int) name.len,
+                                     name.data, log ? ", $status, $body_bytes_sent, "
+                                     "$bytes_sent, $request_time, $request, $request_id, "
+                                     "$upstream_addr, $upstream_status, "
+                                     "$upstream_response_time, $time_iso8601, $time_local, "
+                                     "$server_protocol, $scheme, $cache_status, "
+                                     "$tls_protocol" : "");
             *p = (pt_var_part) { vars[k].kind, PT_STR_NULL };
             v->request = v->request || vars[k].request;
         }
@@ -118,6 +148,98 @@ int pt_var_compile(pt_conf_ctx *cx, config_setting_t *s, const char *text, pt_va
     if (litlen)
         v->parts[v->nparts++] = (pt_var_part) { PT_VAR_LITERAL, { litlen, lit } };
     return PT_OK;
+}
+
+int pt_var_compile(pt_conf_ctx *cx, config_setting_t *s, const char *text, pt_var *v)
+{
+    return compile(cx, s, text, v, false);
+}
+
+int pt_var_compile_log(pt_conf_ctx *cx, config_setting_t *s, const char *text, pt_var *v)
+{
+    return compile(cx, s, text, v, true);
+}
+
+/* ---- the log variables: formatted into the worker's buffers ---- */
+
+static pt_str fmt_ms(char *buf, size_t size, uint64_t ms)
+{
+    int n = snprintf(buf, size, "%llu.%03llu", (unsigned long long) (ms / 1000),
+                     (unsigned long long) (ms % 1000));
+    return (pt_str) { n > 0 ? (size_t) n : 0, buf };
+}
+
+static pt_str log_value(pt_var_kind kind, pt_request *r)
+{
+    static char num[64], line[4200], when[64];
+    int n = 0;
+
+    switch (kind) {
+    case PT_VAR_STATUS:
+        n = snprintf(num, sizeof(num), "%03u", r->status);
+        break;
+    case PT_VAR_BODY_BYTES_SENT: {
+        uint64_t overhead = r->resp_head_len + (r->continue_sent ? 25 : 0);
+        n = snprintf(num, sizeof(num), "%llu", (unsigned long long)
+                     (r->bytes_sent > overhead ? r->bytes_sent - overhead : 0));
+        break;
+    }
+    case PT_VAR_BYTES_SENT:
+        n = snprintf(num, sizeof(num), "%llu", (unsigned long long) r->bytes_sent);
+        break;
+    case PT_VAR_REQUEST_TIME:
+        return fmt_ms(num, sizeof(num), pt_loop_cur->now - r->start_mono);
+    case PT_VAR_REQUEST:
+        if (r->head.method_name.len == 0)
+            return PT_STR_NULL;
+        n = snprintf(line, sizeof(line), "%.*s %.*s HTTP/%u.%u", (int) r->head.method_name.len,
+                     r->head.method_name.data, (int) pt_min(r->head.target.len, 4096),
+                     r->head.target.data, r->head.version / 10, r->head.version % 10);
+        return (pt_str) { n > 0 ? pt_min((size_t) n, sizeof(line) - 1) : 0, line };
+    case PT_VAR_REQUEST_ID:
+        return r->request_id;
+    case PT_VAR_UPSTREAM_ADDR:
+        return r->upstream_addr;
+    case PT_VAR_UPSTREAM_STATUS:
+        if (r->upstream_status == 0)
+            return PT_STR_NULL;
+        n = snprintf(num, sizeof(num), "%u", r->upstream_status);
+        break;
+    case PT_VAR_UPSTREAM_RESPONSE_TIME:
+        return r->upstream_ms >= 0 ? fmt_ms(num, sizeof(num), (uint64_t) r->upstream_ms)
+                                   : PT_STR_NULL;
+    case PT_VAR_TIME_ISO8601: {
+        time_t sec = (time_t) (r->start_ms / 1000);
+        struct tm tm;
+        localtime_r(&sec, &tm);
+        size_t k = strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S%z", &tm);
+        if (k >= 5 && k + 1 < sizeof(when)) {       /* +0100 -> +01:00 */
+            memmove(when + k - 1, when + k - 2, 3);
+            when[k - 2] = ':';
+            k++;
+        }
+        return (pt_str) { k, when };
+    }
+    case PT_VAR_TIME_LOCAL:
+        return pt_clock_log_time(r->start_ms);
+    case PT_VAR_SERVER_PROTOCOL:
+        if (r->head.method_name.len == 0)
+            return PT_STR_NULL;
+        n = snprintf(num, sizeof(num), "HTTP/%u.%u", r->head.version / 10, r->head.version % 10);
+        break;
+    case PT_VAR_SCHEME:
+        return r->head.scheme;
+    case PT_VAR_CACHE_STATUS:
+        return r->cache_status ? (pt_str) { strlen(r->cache_status), r->cache_status }
+                               : PT_STR_NULL;
+    case PT_VAR_TLS_PROTOCOL: {
+        const char *v = pt_xprt_tls_version(&r->conn->x);
+        return (pt_str) { strlen(v), v };
+    }
+    default:
+        return PT_STR_NULL;
+    }
+    return (pt_str) { n > 0 ? pt_min((size_t) n, sizeof(num) - 1) : 0, num };
 }
 
 /* The value of the first "name=value" pair named name in a list separated by sep (the
@@ -184,7 +306,7 @@ pt_str pt_var_value(const pt_var_part *p, pt_request *r, const pt_conn *c)
     case PT_VAR_COOKIE:
         return cookie(r, p->text);
     default:
-        return PT_STR_NULL;
+        return log_value(p->kind, r);
     }
 }
 

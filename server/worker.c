@@ -23,6 +23,7 @@
 
 #include "portico/conf.h"
 #include "portico/log.h"
+#include "portico/metrics.h"
 #include "portico/process.h"
 #include "portico/shm.h"
 #include "portico/upstream.h"
@@ -266,6 +267,8 @@ void pt_worker_main(pt_cycle *cy)
         pt_stats_mine->pid = getpid();
         pt_stats_mine->generation = cy->generation;
     }
+    pt_metrics_worker_init(cy->stats_slot);
+    pt_request_id_seed();
 
     if (pt_loop_init(&loop) != PT_OK)
         exit(2);
@@ -282,6 +285,7 @@ void pt_worker_main(pt_cycle *cy)
         pt_log(PT_LOG_ALERT, "upstreams failed to start in the worker");
         exit(2);
     }
+    pt_metrics_worker_conf();
     for (unsigned i = 0; i < pt_nmodules; i++) {
         if (pt_modules[i]->worker_init && pt_modules[i]->worker_init(cy) != PT_OK) {
             pt_log(PT_LOG_ALERT, "module %s failed to start in the worker", pt_modules[i]->name);

@@ -83,6 +83,8 @@ typedef struct pt_listener_conf {
     int                     line;
     bool                    proxy_protocol;           /* a PROXY header opens each connection */
     pt_cidr_list            proxy_protocol_trusted;   /* who may send one; empty: anyone */
+    const pt_module        *handler;    /* answers every request on it, no routing (a
+                                         * module's own listener: the admin listener) */
     struct pt_tls_server   *tls;        /* NULL: plain TCP (tls-t.h) */
     void                  **mod_conf;   /* by module index; NULL where a module has none */
 } pt_listener_conf;
@@ -93,6 +95,7 @@ typedef struct pt_listener_conf {
 typedef struct pt_route {
     unsigned           index;          /* in conf->routes; UINT32_MAX for filters.global */
     int                line;
+    const char        *name;           /* `name`, for metrics; NULL: none */
     bool               global;         /* conf->filters_global, not a route */
     pt_str             host;           /* lower-case; for "*.example.com": ".example.com" */
     bool               host_wildcard;
@@ -140,6 +143,7 @@ struct pt_conf {
     const char       *file;
     unsigned          workers;
     bool              daemon;
+    bool              request_id;   /* X-Request-Id kept or made for every request */
     const char       *user;       /* NULL: not set */
     bool              user_implied;   /* user is PT_DEFAULT_USER: the master is root and
                                          none was set (pt_process_user) */
@@ -150,6 +154,8 @@ struct pt_conf {
     int               underscores_in_headers;   /* PT_H1_US_* */
     const char       *error_log_path;   /* "-" = stderr */
     int               error_log_level;  /* PT_LOG_* */
+    int               error_log_facility;   /* syslog outputs */
+    const char       *error_log_tag;
     pt_limits         limits;
     pt_listener_conf *listeners;
     unsigned          nlisteners;

@@ -88,6 +88,19 @@ int pt_conf_parse_addr(pt_conf_ctx *cx, config_setting_t *s, const char *text, b
 const pt_route *pt_route_find(const pt_conf *conf, pt_str host, pt_str path, pt_method m,
                               pt_str method_name, unsigned listener);
 
+/* conf_check: a listener of a module's own (the admin listener), after those of
+ * `listeners`: every request on it goes to handler, never through the routes. Name and
+ * address must be unique; s is where errors point. NULL on error (reported). */
+pt_listener_conf *pt_conf_add_listener(pt_conf_ctx *cx, config_setting_t *s,
+                                       const char *name, const char *address,
+                                       const pt_module *handler);
+
+/* Reads a small file named by setting s (a secret such as a token), relative to the main
+ * file's directory unless absolute: its text without a trailing newline, in the conf's
+ * pool, at most max bytes. A missing, unreadable, empty, too large or non-regular file is
+ * an error at s. */
+int pt_conf_read_small_file(pt_conf_ctx *cx, config_setting_t *s, const char *path,
+                            size_t max, pt_str *out);
 /* No route holds for a request: when some would but for its method, the union of the
  * methods they allow ("GET, HEAD, POST", the value of an Allow field) in buf and its
  * length; 0 when none would (a 404, not a 405). */

@@ -102,6 +102,7 @@ struct pt_request {
     bool             no_body;          /* HEAD, 1xx, 204, 304 */
     bool             finalized;        /* the content handler is done with it */
     bool             aborted;
+    bool             busy;             /* counted in the worker's busy connections */
     bool             wait_writable;    /* spliced body: on_write when the transport drains */
     uint64_t         bytes_sent;       /* whole response on the wire, for the log */
     size_t           resp_head_len;    /* bytes of the response head (body = sent - head) */
@@ -120,6 +121,10 @@ struct pt_request {
     unsigned         upstream_status;
     unsigned         retry_after;      /* seconds: Retry-After on the core's error page */
     const char      *cache_status;     /* NULL: "-" */
+    pt_str           request_id;       /* X-Request-Id (len 0: none: refused early, or
+                                        * request_id = false) */
+    bool             request_id_made;  /* portico made it: the proxy sends it in place of
+                                        * any the client sent */
 
     /* set by the content handler; the session calls them from the event loop */
     void           (*on_write)(pt_request *r);  /* queued output drained: send more */

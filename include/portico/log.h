@@ -20,9 +20,13 @@ extern int pt_log_level;
 /* "emerg".."debug" -> level, -1 if unknown. */
 int  pt_log_level_from_name(const char *name);
 const char *pt_log_level_name(int level);
-/* path "-" = stderr. Keeps the previous destination on failure. */
+/* path "-" = stderr, "syslog:..." a syslog output (portico/syslog.h: each line a
+ * message with its level as severity, and the facility and tag of pt_log_set_syslog).
+ * Keeps the previous destination on failure. */
 int  pt_log_open(const char *path, int level);
+void pt_log_set_syslog(int facility, const char *tag);
 int  pt_log_reopen(void);
+/* The error log's file descriptor; STDERR_FILENO when it is stderr or not a file. */
 int  pt_log_fd(void);
 /* Tag printed after the pid: "master", "worker 0". Called by a new process (after fork):
  * it also forgets the repeated messages its parent was counting. */

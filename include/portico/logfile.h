@@ -13,5 +13,10 @@ int  pt_logfile_open(const char *path, const char *user);
  * stopping the server. */
 void pt_logfile_write(int fd, const char *d, size_t len);
 void pt_logfile_close(int fd);      /* never the standard descriptors */
+/* A syslog output (portico/syslog.h) in place of a file: pt_logfile_write then sends
+ * each line as a message of this facility and tag, severity info, MSGID "access". The
+ * descriptor, or -1 with why in err. */
+int  pt_logfile_open_syslog(const char *path, int facility, const char *tag, char *err,
+                            size_t errlen);
 
 #endif

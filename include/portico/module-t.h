@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include "portico/conf-t.h"
 #include "portico/http-t.h"
+#include "portico/metrics-t.h"
 
 typedef struct pt_cycle pt_cycle;
 
@@ -81,6 +82,13 @@ struct pt_module {
     int                 body_filter_order;
     pt_body_filter_fn   body_filter;
     void              (*log)(pt_request *r);
+
+    /* metrics (metrics-t.h): the counter families the module counts into with
+     * pt_metric_series/pt_metric_add (NULL-terminated; registered at start, so /metrics
+     * knows them), and a collector called at each scrape for values the module keeps
+     * elsewhere (gauges of its own shared zone). Either may be NULL. */
+    const pt_metric_family *const *metric_families;
+    void (*metrics_collect)(pt_metrics_out *o);
 };
 
 #endif

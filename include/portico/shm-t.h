@@ -56,13 +56,23 @@ typedef struct pt_worker_stats {
     uint64_t bytes_in;
     uint64_t bytes_out;
     uint64_t refused;        /* requests refused by the parser or limits */
-    char     pad[24];        /* one cache line per... keeps slots from sharing lines */
-} __attribute__((aligned(64))) pt_worker_stats;
+    uint64_t busy;           /* connections with a request in progress (the rest of
+                              * "active" are idle: between requests) */
+} __attribute__((aligned(64))) pt_worker_stats;    /* slots never share a cache line */
 
 typedef struct pt_stats {
     uint64_t        magic;
     uint64_t        started;  /* realtime ms when the master started */
-    uint64_t        reloads;
+    uint64_t        reloads;          /* successful: a new generation started */
+    uint64_t        reloads_failed;   /* the old configuration kept */
+    uint64_t        generation;       /* the configuration generation serving now */
+    uint64_t        worker_restarts;  /* workers that died unexpectedly and were replaced */
+    uint64_t        reload_last;      /* realtime ms of the last reload attempt */
+    uint32_t        reload_last_ok;   /* its outcome: 1 ok, 0 failed */
+    /* Odd while the master folds an exited worker's counters into `retired` (and its
+     * metrics row, metrics-t.h): a reader summing slots retries until it reads the same
+     * even value before and after, so a total never counts a worker twice or not at all. */
+    uint32_t        fold_seq;
     pt_worker_stats worker[PT_MAX_WORKERS * 2];  /* two generations may overlap */
     /* Counters of workers that have exited, folded in by the master when it reaps them,
      * so that sums over worker[] + retired never go backwards ("active" stays 0). */

@@ -52,12 +52,17 @@ typedef enum pt_server_state {
 #define PT_SV_DOWN_CHECK    0x2u   /* the active health check failed `fall` times in a row */
 #define PT_SV_DOWN_FAILS    0x4u   /* max_fails failures within fail_timeout_ms */
 #define PT_SV_DOWN_REMOVED  0x8u   /* no longer in the configuration */
+#define PT_SV_DOWN_API_DRAIN 0x10u /* "drain" through the admin API: draining, then down */
+#define PT_SV_DOWN_API      0x20u  /* "down" through the admin API: out at once */
+/* Out by an operator's decision: not picked and not brought back by health checks; it
+ * drains (state draining while requests sent to it still run). */
+#define PT_SV_DOWN_DRAINS   (PT_SV_DOWN_ADMIN | PT_SV_DOWN_REMOVED | PT_SV_DOWN_API_DRAIN)
 
 typedef struct pt_upstream_shared {
     char     key[128];          /* "group name" NUL "address" NUL; key[0] == 0: free */
     /* -- configuration, written by the master at each load -- */
     uint64_t generation;        /* the last configuration that used it */
-    uint32_t weight;
+    uint32_t weight;            /* the configuration's, or the admin API's until a reload */
     uint32_t max_conns;         /* 0: unlimited */
     uint32_t slow_start_ms;
     uint32_t backup;            /* 1: a backup server */

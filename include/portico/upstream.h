@@ -34,6 +34,16 @@ void pt_upstream_state_removed(pt_upstream_shared *sh, uint64_t *state_gen);
 /* The state derived from down_why again (after a change to it): a transition is
  * published with a log line saying why. */
 void pt_upstream_publish(const pt_upstream *up, const pt_upstream_server *sv, const char *why);
+/* The admin API: state PT_SV_ADMIN_* (-1: unchanged) and weight (0: unchanged) of a
+ * server, for every worker at once through the shared zone, until the next reload. who
+ * says who asked, for the log line. */
+#define PT_SV_ADMIN_UP    0
+#define PT_SV_ADMIN_DRAIN 1
+#define PT_SV_ADMIN_DOWN  2
+int  pt_upstream_admin_set(const pt_upstream *up, const pt_upstream_server *sv, int state,
+                           unsigned weight, const char *who);
+/* Worker: closes the idle pooled connections to server s (it is out). */
+void pt_upstream_pool_close(pt_upstream_rt *rt, unsigned s);
 /* Worker: the set of servers to pick from, from the shared state, when it moved. */
 void pt_upstream_refresh(pt_upstream_rt *rt);
 /* An active health check's verdict on a server (why: what failed, NULL when it passed). */

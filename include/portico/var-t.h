@@ -18,7 +18,23 @@ typedef enum pt_var_kind {
     PT_VAR_ARGS,               /* the query string as sent */
     PT_VAR_HTTP,               /* $http_NAME: the first field NAME ('_' read as '-') */
     PT_VAR_ARG,                /* $arg_NAME: the first query argument NAME, as sent */
-    PT_VAR_COOKIE              /* $cookie_NAME: the first cookie NAME, as sent */
+    PT_VAR_COOKIE,             /* $cookie_NAME: the first cookie NAME, as sent */
+    /* known once the response is sent: only in the access log's format_string */
+    PT_VAR_STATUS,             /* the response's status, 3 digits */
+    PT_VAR_BODY_BYTES_SENT,
+    PT_VAR_BYTES_SENT,         /* head and body on the wire */
+    PT_VAR_REQUEST_TIME,       /* seconds.milliseconds since the request began */
+    PT_VAR_REQUEST,            /* the request line: method, target, protocol */
+    PT_VAR_REQUEST_ID,         /* X-Request-Id (kept or made) */
+    PT_VAR_UPSTREAM_ADDR,
+    PT_VAR_UPSTREAM_STATUS,
+    PT_VAR_UPSTREAM_RESPONSE_TIME,
+    PT_VAR_TIME_ISO8601,       /* the request's start, local time, ISO 8601 */
+    PT_VAR_TIME_LOCAL,         /* the request's start, as the combined format has it */
+    PT_VAR_SERVER_PROTOCOL,    /* "HTTP/1.1" */
+    PT_VAR_SCHEME,             /* "http" or "https" */
+    PT_VAR_CACHE_STATUS,
+    PT_VAR_TLS_PROTOCOL        /* "TLSv1.3"; empty without TLS */
 } pt_var_kind;
 
 typedef struct pt_var_part {

@@ -40,6 +40,13 @@ int  pt_xprt_connect_result(pt_xprt *x);
 ssize_t pt_xprt_tcp_peek(pt_xprt *x, void *buf, size_t len);
 
 /* Kernel pipes for splice relays, cached per worker (empty pipes only). */
+/* Datagram sockets (xprt_dgram.c), for log outputs: socket + connect, non-blocking
+ * (the descriptor, or -1 with errno); one datagram per call, never blocking (PT_OK, or
+ * PT_ERROR with errno: the datagram is dropped). */
+int  pt_xprt_dgram_connect(const struct sockaddr *sa, socklen_t len);
+int  pt_xprt_dgram_send(int fd, const struct iovec *iov, int n);
+void pt_xprt_dgram_close(int fd);
+
 int  pt_pipe_get(int fds[2]);
 void pt_pipe_put(int fds[2], bool empty);
 void pt_pipe_cache_clear(void);

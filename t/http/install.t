@@ -42,7 +42,8 @@ ok(os.access(D(sbindir + "/portico"), os.X_OK), "the binary: sbindir/portico")
 conf = D(sysconfdir + "/portico/portico.conf")
 ok(os.path.isfile(conf), "the sample configuration: sysconfdir/portico/portico.conf")
 text = open(conf).read() if os.path.isfile(conf) else ""
-like(text, r'(?m)^pid_file = "%s/portico\.pid";$' % re.escape(runstatedir), "...its pid file in runstatedir")
+like(text, r'(?m)^pid_file = "%s/portico/portico\.pid";$' % re.escape(runstatedir),
+     "...its pid file in runstatedir/portico (the unit's RuntimeDirectory)")
 like(text, r'(?m)^user = "portico";', "...its workers run as the system user portico")
 ok(os.path.isfile(D(mandir + "/man8/portico.8")), "the man page: portico(8)")
 unit = D(unitdir + "/portico.service")

@@ -171,7 +171,8 @@ is_(r.headers.get_all("Server"), [PORTICO_SERVER], "/set: still portico's Server
 r = p.get("/override/1", host="a.example", headers=["X-Forwarded-For: 9.9.9.9", "X-Real-IP: 6.6.6.6"])
 is_((r.status, headers_of(last())),
     (200, [("host", "backend.internal"), ("x-forwarded-host", "a.example"),
-           ("x-forwarded-proto", "https"), ("x-real-ip", "192.0.2.1")]),
+           ("x-forwarded-proto", "https"), ("x-real-ip", "192.0.2.1"),
+           ("x-request-id", GENERATED_ID)]),
     "set_request_headers replaces the generated Host, X-Real-IP, X-Forwarded-Proto; empty removes X-Forwarded-For")
 
 # --- access log: upstream address and times ----------------------------------------------------

@@ -24,7 +24,7 @@ __all__ = list(_pt_all) + ["read_raw_body", "timed_get",
     "PROXY_LIMITS", "upstream", "proxy_route", "proxy_config", "the_worker", "worker_fds",
     "wait_fds", "conn_tokens", "headers_of", "request_fields", "blackhole", "origin_head",
     "HOP_FREE", "sha256", "MAIN_LOG_RE", "refusing_port", "sanitized_build", "stable_fds",
-    "access_line",
+    "access_line", "GENERATED_ID",
 ]
 
 # Generous client timeouts (a loaded machine), unlimited bodies (streaming tests).
@@ -157,18 +157,26 @@ def conn_tokens(r):
     return [t.strip().lower() for t in (r.header("Connection") or "").split(",") if t.strip()]
 
 
+GENERATED_ID = "<generated>"
+
+
 def headers_of(req):
     """An OriginRequest's fields as a sorted list of (lower-case name, value): comparing
-    it with an expected list checks every field and nothing else, in any order."""
-    return sorted((n.lower(), v) for n, v in req.headers)
+    it with an expected list checks every field and nothing else, in any order. An
+    X-Request-Id that portico generated (32 hex digits) reads as GENERATED_ID."""
+    return sorted((n.lower(), GENERATED_ID if n.lower() == "x-request-id"
+                   and re.match(r"^[0-9a-f]{32}$", v) else v) for n, v in req.headers)
 
 
 def request_fields(extra=(), host="a.example", ip="127.0.0.1", xff=None, fwd_host=None,
-                   connection=None):
+                   connection=None, request_id=GENERATED_ID):
     """What an origin should receive for a plain request: Host, X-Forwarded-*, X-Real-IP,
-    plus extra [(name, value)]; sorted like headers_of."""
+    the X-Request-Id portico generated (request_id=None: none), plus extra
+    [(name, value)]; sorted like headers_of."""
     f = [("host", host), ("x-forwarded-for", xff or ip), ("x-real-ip", ip),
          ("x-forwarded-proto", "http")]
+    if request_id:
+        f.append(("x-request-id", request_id))
     fh = host if fwd_host is None else fwd_host
     if fh:
         f.append(("x-forwarded-host", fh))

@@ -38,6 +38,7 @@ static pt_upstream mkgroup(const char *name, unsigned n, const pt_balancer *b, u
         snprintf(sv->addr_text, sizeof(sv->addr_text), "10.0.%u.%u:80", i / 256, i % 256);
         sv->shared = &slots[first + i];
         memset(sv->shared, 0, sizeof(*sv->shared));
+        sv->shared->weight = 1;
         size_t a = strlen(name);
         memcpy(sv->shared->key, name, a + 1);
         memcpy(sv->shared->key + a + 1, sv->addr_text, strlen(sv->addr_text) + 1);
@@ -122,6 +123,10 @@ static void test_round_robin(void)
     up.servers[0].weight = 1;
     up.servers[1].weight = 2;
     up.servers[2].weight = 3;
+    /* what the master's load writes: workers take the weight from the shared slot (the
+     * runtime API may change it there) */
+    for (unsigned i = 0; i < 3; i++)
+        up.servers[i].shared->weight = up.servers[i].weight;
     start(&up, 1);
     int seq[600];
     unsigned count[3] = { 0 };

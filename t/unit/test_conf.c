@@ -401,8 +401,8 @@ static void test_errors(void)
     err_is("error_log = { level = \"verbose\"; };\n" LISTEN,
            ":1: key 'error_log.level': \"verbose\" is not one of emerg, alert, crit, error, "
            "warn, notice, info, debug", "error_log.level");
-    err_is("access_log = { format = \"json\"; };\n" LISTEN,
-           ":1: key 'access_log.format': \"json\" is not one of combined, main",
+    err_is("access_log = { format = \"xml\"; };\n" LISTEN,
+           ":1: key 'access_log.format': \"xml\" is not one of combined, main, json",
            "access_log.format");
 
     /* listeners */
