@@ -18,6 +18,7 @@
 #include "portico/pool-t.h"
 #include "portico/str-t.h"
 #include "portico/timer-t.h"
+#include "portico/vars-t.h"
 #include "portico/xprt-t.h"
 
 #define PT_UPSTREAM_MAX_SERVERS 1024  /* per group */
@@ -191,30 +192,6 @@ typedef struct pt_health_conf {
     int         line;
 } pt_health_conf;
 
-/* A hash key built from request variables ("$host$uri"): literal text and variables. */
-typedef enum pt_hash_var {
-    PT_HV_TEXT = 0,         /* name: the text itself */
-    PT_HV_URI,              /* the normalised path */
-    PT_HV_REQUEST_URI,      /* the target as sent */
-    PT_HV_ARGS,             /* the query */
-    PT_HV_HOST,
-    PT_HV_REMOTE_ADDR,
-    PT_HV_HTTP,             /* name: a request field */
-    PT_HV_COOKIE,           /* name: a cookie */
-    PT_HV_ARG               /* name: a query argument */
-} pt_hash_var;
-
-typedef struct pt_hash_seg {
-    pt_hash_var var;
-    pt_str      name;
-} pt_hash_seg;
-
-typedef struct pt_hash_key {
-    const char  *text;          /* as written */
-    pt_hash_seg *segs;
-    unsigned     nsegs;
-} pt_hash_key;
-
 struct pt_upstream {
     unsigned            index;
     const char         *name;
@@ -236,7 +213,7 @@ struct pt_upstream {
     uint64_t            fail_status[10];    /* fail_on_status: bit per status 0..639 */
     bool                has_backup;
     pt_health_conf      health;
-    pt_hash_key         hash_key;           /* balance = "hash" */
+    pt_vars             hash_key;           /* balance = "hash": request variables */
     uint64_t           *state_gen;          /* in the shared zone (pt_upstreams_zone) */
 };
 

@@ -36,7 +36,7 @@ BAD = [
      "hash_key without balance = hash"),
     ("hashkey-var", up('balance = "hash"; hash_key = "$host$foo";'), 5,
      K + r"hash_key': \"\$host\$foo\": unknown variable \$foo \(known: \$uri, \$request_uri, \$args, \$host, "
-         r"\$remote_addr, \$http_NAME, \$cookie_NAME, \$arg_NAME\)", "an unknown variable"),
+         r"\$scheme, \$method, \$remote_addr, \$http_NAME, \$cookie_NAME, \$arg_NAME\)", "an unknown variable"),
     ("hashkey-const", up('balance = "hash"; hash_key = "static";'), 5,
      K + r"hash_key': \"static\" has no variable: every request would go to the same server", "a constant key"),
     ("hashkey-brace", up('balance = "hash"; hash_key = "${uri";'), 5,
