@@ -43,6 +43,14 @@ int   pt_shm_slab_free_locked(pt_shm_slab *s, void *p);
  * names, then rebuilds every page list and count from the page bitmaps. Idempotent. */
 void  pt_shm_slab_repair(pt_shm_slab *s);
 
+/* Under the lock (or with no other user): calls keep(arg, slot) for every slot handed
+ * out and frees those it says no to. A module's mark and sweep after a death in its own
+ * critical section, or when loading a zone from a file: a slot the dead process had
+ * allocated but not yet linked anywhere is then found and freed. Returns the number
+ * freed. O(pages + slots in use). */
+uint64_t pt_shm_slab_sweep_locked(pt_shm_slab *s, bool (*keep)(void *arg, void *slot),
+                                  void *arg);
+
 /* Full consistency check (lists, bitmaps, counts, journal), for tests and debug builds;
  * under the lock or with no other user. PT_OK, or PT_ERROR with the first problem in err
  * (which may be NULL). O(pages). */
