@@ -6,6 +6,7 @@
 #include "portico/log.h"
 #include "portico/pool.h"
 #include "portico/str.h"
+#include "portico/proxy.h"
 #include "proxy.h"
 
 /* Fields a Connection header may not strip: framing and identity of the request. */
@@ -251,5 +252,48 @@ int proxy_copy_response_headers(proxy_ctx *px)
             || (u && pt_http_add_header(r, PT_STR("Upgrade"), u->value) != PT_OK))
             return PT_ERROR;
     }
+    return PT_OK;
+}
+
+/* ------------------------------------------------------------------ no client */
+
+const pt_upstream *pt_proxy_route_upstream(const pt_route *rt)
+{
+    const proxy_route_conf *rc = rt ? pt_route_conf(rt, pt_proxy_module) : NULL;
+    return rc && rt->content == &pt_proxy_module ? rc->up : NULL;
+}
+
+int pt_proxy_detached_request(const pt_route *rt, pt_pool *pool, pt_upx_req *q, pt_str method,
+                              pt_str target, pt_str authority, const pt_header *hs,
+                              uint32_t nh)
+{
+    const proxy_route_conf *rc = pt_route_conf(rt, pt_proxy_module);
+    if (rc == NULL || rc->up == NULL)
+        return PT_ERROR;
+    pt_header *out = pt_palloc(pool, (nh + rc->set_request.n + 1) * sizeof(pt_header));
+    if (out == NULL)
+        return PT_ERROR;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < nh; i++) {
+        pt_str nm = hs[i].name;
+        if (request_field_dropped(nm) || in_header_list(&rc->set_request, nm)
+            || pt_h1_connection_lists(hs, nh, nm))
+            continue;
+        out[n++] = hs[i];
+    }
+    const pt_header *set_host = header_list_find(&rc->set_request, PT_STR("Host"));
+    for (unsigned i = 0; i < rc->set_request.n; i++) {
+        if (rc->set_request.h[i].value.len == 0 || &rc->set_request.h[i] == set_host)
+            continue;
+        out[n++] = rc->set_request.h[i];
+    }
+    memset(q, 0, sizeof(*q));
+    q->method = method;
+    q->method_id = pt_h1_method_id(method);
+    q->target = target;
+    q->host = set_host ? set_host->value : rc->preserve_host ? authority : PT_STR_NULL;
+    q->headers = out;
+    q->nheaders = n;
+    q->body_length = PT_UPX_NO_BODY;
     return PT_OK;
 }
