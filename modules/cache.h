@@ -327,7 +327,11 @@ typedef struct cache_route_conf {
     bool              store_set_cookie;
     config_setting_t *setting;
     const pt_upstream *up;
+    uint64_t          max_object;       /* the main max_object_size */
 } cache_route_conf;
+
+#define CACHE_PASS_S    30      /* a key whose response was not storable: not waited on */
+#define CACHE_UPDATE_S  60      /* an update mark's deadline (a dead holder's lasts) */
 
 /* How a request is being handled. */
 enum {
@@ -358,6 +362,8 @@ typedef struct cache_req {
     /* the stale entry (revalidation, stale-if-error) */
     bool                    have_stale;
     cache_snap              stale;
+    pt_str                  stale_head;     /* its stored fields */
+    pt_str                  stale_names;    /* the Vary names at its key */
     /* the client's conditionals, taken off the request to the origin */
     pt_str                  inm, ims;
     bool                    cond_stripped;
@@ -374,28 +380,54 @@ typedef struct cache_req {
     bool                    substitute;     /* the body filter sends the stored body */
     cache_snap              src;
     uint64_t                src_at;         /* next body byte to send */
+    cache_cursor            cur;            /* where src_at is in src's chunks */
     bool                    pinned;
     char                   *buf;            /* a piece of the stored body, copied */
+    char                   *whole;          /* or all of a small one */
+    bool                    whole_sent;
     size_t                  buf_len;
     bool                    in_last;        /* the origin's (ignored) body has ended */
     bool                    out_last;       /* our last byte went to the next filter */
     bool                    not_modified;   /* the client gets a 304 instead */
+    bool                    lock_waited;    /* waited lock_timeout_ms: fetch, store nothing */
+    bool                    no_store;       /* fetch without storing */
     const char             *status_text;    /* X-Cache-Status and the log */
+    uint64_t                req_ms;         /* realtime ms it went to the origin */
 } cache_req;
 
 /* cache.c */
-cache_req *cache_ctx(pt_request *r);
 void       cache_wake_waiters(uint64_t hash);
 bool       cache_alive(int32_t pid);
 uint64_t   cache_now_ms(void);              /* realtime */
 /* The variant of r for Vary names ("a\nb\n"), in the pool. */
 pt_str     cache_variant(pt_request *r, pt_str names);
+/* Gives up the FILL entry and the update mark cr holds (waiters go on). */
 void       cache_release_marks(cache_req *cr);
+/* Stream parts of an entry: key, variant, request, head. */
+#define CACHE_HEAD_AT(e) ((uint64_t) (e)->key_len + (e)->vary_len + (e)->req_len)
+#define CACHE_BODY_AT(e) (CACHE_HEAD_AT(e) + (e)->head_len)
+/* Copies part of an entry's stream into the pool; NULL-data string when it went away. */
+pt_str     cache_copy(pt_pool *pool, const cache_snap *s, uint64_t at, uint64_t n);
 
 /* cache_serve.c */
 /* Answers r from the snapshot (a hit, stale or updating): PT_DONE (finalises itself),
  * or PT_DECLINED when the entry went away meanwhile (look again). */
 int  cache_serve(cache_req *cr, const cache_snap *s, const char *status);
+/* The response head becomes the stored one (status, fields hs, Age, X-Cache-Status), a
+ * 304 when the client's own conditional matches. */
+int  cache_set_response(cache_req *cr, const cache_entry *e, const pt_header *hs,
+                        uint32_t n, const char *status);
+int  cache_add_status(cache_req *cr, const char *status);
+/* From the header filter: the stored response of s stands in for the origin's; the body
+ * filter then sends its body (cache_substitute_body) and drops the origin's. */
+int  cache_substitute(cache_req *cr, const cache_snap *s, const pt_header *hs, uint32_t n,
+                      const char *status);
+int  cache_substitute_body(cache_req *cr, bool last);
+
+/* cache_filter.c */
+/* A new object made of old's body and a new head (a 304 refreshed it): PT_OK stored. */
+int  cache_store_refreshed(const cache_snap *old, pt_pool *pool, pt_str head,
+                           const cache_meta *m, pt_str names, uint64_t max_body);
 int  cache_header_filter(pt_request *r);
 int  cache_body_filter(pt_request *r, const char *data, size_t len, bool last);
 /* Does the client's own conditional (If-None-Match, If-Modified-Since) match a response
@@ -406,17 +438,32 @@ bool cache_client_not_modified(pt_request *r, pt_str inm, pt_str ims, const pt_h
 pt_header *cache_head_fields(pt_pool *pool, pt_str head, uint32_t *n);
 /* Age of a stored response now (s). */
 uint32_t cache_age(const cache_entry *e, uint64_t now_ms);
-/* The stored fields of a response, "Name: value\r\n"..., without what is not stored. */
-pt_str cache_head_text(pt_pool *pool, const pt_header *hs, uint32_t n, bool keep_cookies);
-/* Freshness and storage metadata of a response to r; false: not storable (why says). */
-bool cache_response_meta(pt_request *r, const cache_route_conf *rc, unsigned status,
-                         const pt_header *hs, uint32_t n, uint64_t req_ms, uint64_t resp_ms,
+/* The stored fields of a response, "Name: value\r\n"..., without what is not stored
+ * (Set-Cookie never is). */
+pt_str cache_head_text(pt_pool *pool, const pt_header *hs, uint32_t n);
+/* What storing a response needs to know of its request. */
+typedef struct cache_reqinfo {
+    bool     get;               /* a GET (nothing else is stored) */
+    bool     authorization;     /* it had Authorization */
+    bool     no_store;          /* it said Cache-Control: no-store */
+    uint64_t req_ms;            /* realtime ms it went to the origin */
+} cache_reqinfo;
+
+/* Freshness and storage metadata of a response (its fields hs as the client gets them):
+ * true with *m and *names (Vary names, lower-case, "a\nb\n"; empty: none), or false
+ * with why (not storable). */
+bool cache_response_meta(const cache_reqinfo *q, const cache_route_conf *rc, unsigned status,
+                         const pt_header *hs, uint32_t n, uint64_t resp_ms, pt_pool *pool,
                          cache_meta *m, pt_str *names, const char **why);
+/* A stored head updated by a 304's fields (RFC 9111 4.3.4), as stored-head text. */
+pt_str cache_merge_head(pt_pool *pool, pt_str stored, const pt_header *hs, uint32_t n);
 
 /* cache_fetch.c */
 /* A background refresh of the stale entry s (its update mark is held by the caller and
- * passes to the refresh): PT_OK started, PT_ERROR (mark released). */
-int  cache_fetch_start(const cache_route_conf *rc, const pt_route *rt, const cache_snap *s);
+ * passes to the refresh): PT_OK started, PT_ERROR (nothing started: the caller still
+ * holds the mark). */
+int  cache_fetch_start(const cache_route_conf *rc, const pt_route *rt, const cache_snap *s,
+                       pt_str names);
 void cache_fetch_stop_all(void);
 
 #endif

@@ -4,6 +4,7 @@
  * t/unit/test_cache.c feeds them the RFCs' examples and the edge cases. */
 #include <stdio.h>
 
+#include "portico/pool.h"
 #include "portico/str.h"
 #include "cache.h"
 
@@ -426,4 +427,157 @@ void cache_summer_feed(cache_summer *s, const void *data, size_t n)
 uint64_t cache_summer_final(const cache_summer *s)
 {
     return s->n ? cache_sum_bytes(s->sum, &s->tail, s->n) : s->sum;
+}
+
+/* ------------------------------------------------------------------ storing a response */
+
+/* RFC 9111 4.2.1: the freshness lifetime a response gives itself, -1: none. */
+static int64_t explicit_lifetime(const cache_cc *cc, const pt_header *hs, uint32_t n)
+{
+    if (cc->s_maxage >= 0)
+        return cc->s_maxage;
+    if (cc->max_age >= 0)
+        return cc->max_age;
+    const pt_header *ex = pt_h1_find(hs, n, PT_STR("Expires"));
+    if (ex == NULL)
+        return -1;
+    int64_t expires, date;
+    if (!cache_parse_date(ex->value, &expires))
+        return 0;                       /* an invalid Expires is in the past (5.3) */
+    const pt_header *d = pt_h1_find(hs, n, PT_STR("Date"));
+    if (d == NULL || !cache_parse_date(d->value, &date))
+        return 0;                       /* the cache has no clock of the origin to go by */
+    return expires > date ? expires - date : 0;
+}
+
+/* The Vary field names, lower-case, one per line; false for "*". */
+static bool vary_names(pt_pool *pool, const pt_header *hs, uint32_t n, pt_str *out)
+{
+    size_t len = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (pt_str_caseeq_lit(hs[i].name, "vary"))
+            len += hs[i].value.len + 1;
+    *out = PT_STR_NULL;
+    if (len == 0)
+        return true;
+    char *buf = pt_palloc(pool, len + 1), *o = buf;
+    if (buf == NULL)
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!pt_str_caseeq_lit(hs[i].name, "vary"))
+            continue;
+        const char *p = hs[i].value.data, *end = p + hs[i].value.len;
+        while (p < end) {
+            while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+                p++;
+            const char *s = p;
+            while (p < end && *p != ',' && *p != ' ' && *p != '\t')
+                p++;
+            if (p == s)
+                continue;
+            if (p - s == 1 && *s == '*')
+                return false;
+            for (const char *c = s; c < p; c++)
+                *o++ = (char) pt_tolower(*c);
+            *o++ = '\n';
+        }
+    }
+    *out = (pt_str) { (size_t) (o - buf), buf };
+    return true;
+}
+
+bool cache_response_meta(const cache_reqinfo *q, const cache_route_conf *rc, unsigned status,
+                         const pt_header *hs, uint32_t n, uint64_t resp_ms, pt_pool *pool,
+                         cache_meta *m, pt_str *names, const char **why)
+{
+    cache_cc cc;
+    memset(m, 0, sizeof(*m));
+    *names = PT_STR_NULL;
+    if (!q->get)
+        return *why = "not a GET", false;
+    if (q->no_store)
+        return *why = "the request said no-store", false;
+    cache_cc_parse(hs, n, &cc);
+    if (cc.no_store)
+        return *why = "no-store", false;
+    if (cc.private_)
+        return *why = "private", false;
+    if (!rc->store_set_cookie && pt_h1_find(hs, n, PT_STR("Set-Cookie")))
+        return *why = "Set-Cookie", false;
+    if (q->authorization && !cc.public_ && cc.s_maxage < 0 && !cc.must_revalidate)
+        return *why = "the request had Authorization", false;
+    if (!vary_names(pool, hs, n, names))
+        return *why = "Vary: *", false;
+    int64_t life = explicit_lifetime(&cc, hs, n);
+    bool explicit_ = life >= 0;
+    if (!explicit_) {
+        if (rc->default_ttl_s == 0)
+            return *why = "no freshness given and default_ttl_s is 0", false;
+        life = rc->default_ttl_s;
+    }
+    if (!cache_status_cacheable(status, explicit_))
+        return *why = "status not cacheable", false;
+    const pt_header *et = pt_h1_find(hs, n, PT_STR("ETag"));
+    const pt_header *lm = pt_h1_find(hs, n, PT_STR("Last-Modified"));
+    if (life == 0 && et == NULL && lm == NULL)
+        return *why = "stale on arrival and no validator", false;
+    m->status = (uint16_t) status;
+    if (cc.no_cache)
+        m->flags |= CE_NO_CACHE;
+    if (cc.must_revalidate || cc.proxy_revalidate || cc.s_maxage >= 0)
+        m->flags |= CE_MUST_REVALIDATE;
+    if (cc.public_ || cc.s_maxage >= 0 || cc.must_revalidate)
+        m->flags |= CE_AUTH_OK;
+    if (et)
+        m->flags |= CE_ETAG;
+    if (lm)
+        m->flags |= CE_LAST_MODIFIED;
+    /* RFC 9111 4.2.3: corrected initial age */
+    m->resp_ms = resp_ms;
+    int64_t apparent = 0, age_value = 0, date;
+    const pt_header *d = pt_h1_find(hs, n, PT_STR("Date"));
+    if (d && cache_parse_date(d->value, &date) && (int64_t) (resp_ms / 1000) > date)
+        apparent = (int64_t) (resp_ms / 1000) - date;
+    const pt_header *a = pt_h1_find(hs, n, PT_STR("Age"));
+    if (a) {
+        age_value = 0;
+        for (size_t i = 0; i < a->value.len && a->value.data[i] >= '0'
+                           && a->value.data[i] <= '9' && age_value < 1000000000; i++)
+            age_value = age_value * 10 + (a->value.data[i] - '0');
+    }
+    int64_t delay = resp_ms > q->req_ms ? (int64_t) ((resp_ms - q->req_ms) / 1000) : 0;
+    int64_t initial = pt_max(apparent, age_value + delay);
+    m->initial_age = (uint32_t) pt_min(initial, (int64_t) UINT32_MAX);
+    m->lifetime = (uint32_t) pt_min(life, (int64_t) UINT32_MAX);
+    m->swr = (uint32_t) (cc.stale_while_revalidate >= 0
+                         ? pt_min(cc.stale_while_revalidate, (int64_t) UINT32_MAX) : rc->swr_s);
+    m->sie = (uint32_t) (cc.stale_if_error >= 0
+                         ? pt_min(cc.stale_if_error, (int64_t) UINT32_MAX) : rc->sie_s);
+    return true;
+}
+
+/* RFC 9111 4.3.4: the stored fields, with every field the 304 carries replacing the
+ * stored fields of that name (framing and this cache's own fields excepted). */
+pt_str cache_merge_head(pt_pool *pool, pt_str stored, const pt_header *hs, uint32_t n)
+{
+    uint32_t ns = 0;
+    pt_header *old = cache_head_fields(pool, stored, &ns);
+    if (old == NULL)
+        return PT_STR_NULL;
+    pt_header *all = pt_palloc(pool, (ns + n + 1) * sizeof(pt_header));
+    if (all == NULL)
+        return PT_STR_NULL;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < ns; i++) {
+        bool replaced = false;
+        for (uint32_t j = 0; j < n && !replaced; j++)
+            replaced = !cache_field_unstored(hs[j].name)
+                       && pt_str_caseeq(hs[j].name, old[i].name);
+        if (!replaced)
+            all[k++] = old[i];
+    }
+    for (uint32_t j = 0; j < n; j++)
+        if (!cache_field_unstored(hs[j].name))
+            all[k++] = hs[j];
+    return cache_head_text(pool, all, k);
 }

@@ -218,6 +218,20 @@ static bool response_field_dropped(pt_str n)
     }
 }
 
+/* Does the origin's field hs[i] reach the client on this route? */
+static bool response_field_passed(const proxy_route_conf *rc, const pt_header *hs, uint32_t nh,
+                                  uint32_t i)
+{
+    pt_str n = hs[i].name;
+    if (response_field_dropped(n) || pt_h1_connection_lists(hs, nh, n)
+        || in_header_list(&rc->set_response, n))
+        return false;
+    for (unsigned j = 0; j < rc->hide_response.n; j++)
+        if (pt_str_caseeq(rc->hide_response.s[j], n))
+            return false;
+    return true;
+}
+
 /* The origin's fields as the client gets them. Strings point into the origin
  * connection's buffer: the head is serialised (pt_http_send_header) before it is reused. */
 int proxy_copy_response_headers(proxy_ctx *px)
@@ -227,19 +241,10 @@ int proxy_copy_response_headers(proxy_ctx *px)
     const pt_header *hs = px->x.resp.headers;
     uint32_t nh = px->x.resp.nheaders;
 
-    for (uint32_t i = 0; i < nh; i++) {
-        pt_str n = hs[i].name;
-        if (response_field_dropped(n) || pt_h1_connection_lists(hs, nh, n)
-            || in_header_list(&rc->set_response, n))
-            continue;
-        bool hidden = false;
-        for (unsigned j = 0; j < rc->hide_response.n && !hidden; j++)
-            hidden = pt_str_caseeq(rc->hide_response.s[j], n);
-        if (hidden)
-            continue;
-        if (pt_http_add_header(r, n, hs[i].value) != PT_OK)
+    for (uint32_t i = 0; i < nh; i++)
+        if (response_field_passed(rc, hs, nh, i)
+            && pt_http_add_header(r, hs[i].name, hs[i].value) != PT_OK)
             return PT_ERROR;
-    }
     for (unsigned i = 0; i < rc->set_response.n; i++) {
         if (rc->set_response.h[i].value.len == 0)
             continue;
@@ -295,5 +300,24 @@ int pt_proxy_detached_request(const pt_route *rt, pt_pool *pool, pt_upx_req *q, 
     q->headers = out;
     q->nheaders = n;
     q->body_length = PT_UPX_NO_BODY;
+    return PT_OK;
+}
+
+int pt_proxy_response_fields(const pt_route *rt, pt_pool *pool, const pt_header *hs,
+                             uint32_t nh, pt_header **out, uint32_t *nout)
+{
+    const proxy_route_conf *rc = pt_route_conf(rt, pt_proxy_module);
+    pt_header *o = pt_palloc(pool, (nh + rc->set_response.n + 1) * sizeof(pt_header));
+    if (o == NULL)
+        return PT_ERROR;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < nh; i++)
+        if (response_field_passed(rc, hs, nh, i))
+            o[n++] = hs[i];
+    for (unsigned i = 0; i < rc->set_response.n; i++)
+        if (rc->set_response.h[i].value.len)
+            o[n++] = rc->set_response.h[i];
+    *out = o;
+    *nout = n;
     return PT_OK;
 }

@@ -33,6 +33,11 @@ int pt_vars_compile(pt_conf_ctx *cx, config_setting_t *s, pt_vars *out)
     const char *v = config_setting_get_string(s);
     if (v == NULL)
         return pt_conf_type_error(cx, s, "a string such as \"$host$uri\"");
+    return pt_vars_parse(cx, s, v, out);
+}
+
+int pt_vars_parse(pt_conf_ctx *cx, config_setting_t *s, const char *v, pt_vars *out)
+{
     size_t len = strlen(v), nsegs = 0, nvars = 0;
     pt_var_seg *segs = pt_pcalloc(cx->pool, (len + 1) * sizeof(*segs));
     if (segs == NULL)

@@ -5,6 +5,7 @@
 extern pt_module pt_return_module;
 extern pt_module pt_access_log_module;
 extern pt_module pt_proxy_module;
+extern pt_module pt_cache_module;
 #ifdef PT_TEST_MODULES
 extern pt_module pt_test_module;    /* modules/test_module.c: only in t/portico-test */
 #endif
@@ -12,6 +13,7 @@ extern pt_module pt_test_module;    /* modules/test_module.c: only in t/portico-
 pt_module *const pt_modules[] = {
     &pt_return_module,
     &pt_proxy_module,
+    &pt_cache_module,
 #ifdef PT_TEST_MODULES
     &pt_test_module,
 #endif

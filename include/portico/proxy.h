@@ -20,4 +20,9 @@ int pt_proxy_detached_request(const pt_route *rt, pt_pool *pool, pt_upx_req *q, 
                               pt_str target, pt_str authority, const pt_header *hs,
                               uint32_t nh);
 
+/* The origin's response fields hs as the route passes them to a client (hop-by-hop out,
+ * hide_response_headers and set_response_headers applied), into a pool array. */
+int pt_proxy_response_fields(const pt_route *rt, pt_pool *pool, const pt_header *hs,
+                             uint32_t nh, pt_header **out, uint32_t *nout);
+
 #endif
