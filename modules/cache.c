@@ -377,6 +377,7 @@ static int go_to_origin(cache_req *cr, unsigned mode, const char *status)
     pt_request *r = cr->r;
     cr->mode = mode;
     cr->status_text = status;
+    cr->req_ms = cache_now_ms();
     r->cache_status = status;
     if (mode == CR_FETCH || mode == CR_REVALIDATE) {
         pt_header *h = req_field(r, "if-none-match");

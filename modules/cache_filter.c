@@ -252,7 +252,7 @@ int cache_body_filter(pt_request *r, const char *data, size_t len, bool last)
             not_stored(cr, "larger than max_object_size, or no room", true);
         if (last && cr->w.open) {
             if (cache_write_commit(&cr->w, cr->key, cr->vary, cr->names, now) == PT_OK)
-                pt_log(PT_LOG_DEBUG, "cache: stored %u, %llu body bytes", r->status,
+                pt_log(PT_LOG_DEBUG, "cache: stored %llu body bytes",
                        (unsigned long long) cr->w.body);
             else
                 pt_log(PT_LOG_DEBUG, "cache: not stored: purged while written, or no room");
