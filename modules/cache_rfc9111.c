@@ -510,7 +510,10 @@ bool cache_response_meta(const cache_reqinfo *q, const cache_route_conf *rc, uns
         return *why = "Vary: *", false;
     int64_t life = explicit_lifetime(&cc, hs, n);
     bool explicit_ = life >= 0;
-    if (!explicit_) {
+    if (!explicit_ && cc.no_cache) {
+        life = 0;                       /* stored to be revalidated on every use */
+        explicit_ = true;
+    } else if (!explicit_) {
         if (rc->default_ttl_s == 0)
             return *why = "no freshness given and default_ttl_s is 0", false;
         life = rc->default_ttl_s;
