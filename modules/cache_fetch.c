@@ -23,6 +23,7 @@ typedef struct cache_fetch {
     const pt_route         *rt;
     cache_snap              stale;
     pt_str                  key, vary, req, head;
+    pt_str                  target;     /* for logs */
     cache_writer            w;
     pt_str                  names;
     uint64_t                req_ms;
@@ -51,7 +52,7 @@ static void fetch_free(cache_fetch *f)
 static void fetch_end(cache_fetch *f, const char *outcome)
 {
     pt_log(PT_LOG_INFO, "cache: background refresh of %.*s: %s",
-           (int) pt_min(f->req.len, 256), f->req.data, outcome);
+           (int) pt_min(f->target.len, 256), f->target.data, outcome);
     fetch_free(f);
 }
 
@@ -160,7 +161,7 @@ static void fetch_fail(pt_upx *x)
 {
     cache_fetch *f = x->owner;
     pt_log(PT_LOG_INFO, "cache: background refresh of %.*s failed: %s (the stale response "
-           "stays)", (int) pt_min(f->req.len, 256), f->req.data, x->why ? x->why : "failed");
+           "stays)", (int) pt_min(f->target.len, 256), f->target.data, x->why ? x->why : "failed");
     fetch_free(f);
 }
 
@@ -197,6 +198,7 @@ int cache_fetch_start(const cache_route_conf *rc, const pt_route *rt, const cach
     if (nl == NULL)
         goto failed;
     pt_str target = { (size_t) (nl - f->req.data), f->req.data };
+    f->target = target;
     pt_str authority = { f->req.len - target.len - 1, nl + 1 };
     uint32_t nh = 0, ns = 0;
     pt_header *hs = variant_fields(f->pool, f->vary, 2, &nh);
@@ -220,8 +222,8 @@ int cache_fetch_start(const cache_route_conf *rc, const pt_route *rt, const cach
         fetches->prev = f;
     fetches = f;
     (void) names;
-    pt_log(PT_LOG_DEBUG, "cache: background refresh of %.*s", (int) pt_min(f->req.len, 256),
-           f->req.data);
+    pt_log(PT_LOG_DEBUG, "cache: background refresh of %.*s", (int) pt_min(f->target.len, 256),
+           f->target.data);
     pt_upx_start(&f->x);                /* may fail at once: fetch_fail frees f */
     return PT_OK;
 

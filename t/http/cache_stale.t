@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+# Stale objects: revalidation with ETag and Last-Modified (REVALIDATED, the 304 refreshing
+# the stored head), refetching without validators (EXPIRED), stale-while-revalidate (STALE
+# at once, one background refresh for everyone, UPDATING meanwhile), stale-if-error (the
+# origin answering 5xx, or down), must-revalidate forbidding both.
+import os, re, sys, time
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from proxytest import *
+from cachetest import *
+
+o = CountingOrigin()
+o2 = CountingOrigin()           # the origin that goes down
+LM = "Mon, 01 Jan 2024 00:00:00 GMT"
+o.set("/c/etag", headers=[("Cache-Control", "max-age=1"), ("ETag", '"e1"'),
+                          ("X-Version", "1")], body=b"etag body")
+o.set("/c/lm", headers=[("Cache-Control", "max-age=1"), ("Last-Modified", LM)], body=b"lm")
+o.set("/c/noval", headers=[("Cache-Control", "max-age=1")], body=b"v1")
+o.set("/c/changed", headers=[("Cache-Control", "max-age=1"), ("ETag", '"c1"')], body=b"c1")
+o.set("/c/swr", headers=[("Cache-Control", "max-age=1, stale-while-revalidate=30")],
+      body=b"old")
+o.set("/c/sie", headers=[("Cache-Control", "max-age=1, stale-if-error=300")], body=b"sie")
+o.set("/c/mr", headers=[("Cache-Control", "max-age=1, stale-if-error=300, must-revalidate")],
+      body=b"mr")
+o.set("/c/nosie", headers=[("Cache-Control", "max-age=1")], body=b"nosie")
+o2.set("/d/x", headers=[("Cache-Control", "max-age=1, stale-if-error=300")], body=b"down")
+o2.set("/d/y", headers=[("Cache-Control", "max-age=1")], body=b"gone")
+
+p = Portico(proxy_config(
+    [upstream("app", [o.address]), upstream("down", [o2.address])],
+    [proxy_route("app", "/c/", cache="{ default_ttl_s = 0; }"),
+     proxy_route("down", "/d/", cache="{ default_ttl_s = 0; }")],
+    extra="cache = { size_mb = 8; };"))
+
+paths = ["/c/etag", "/c/lm", "/c/noval", "/c/changed", "/c/swr", "/c/sie", "/c/mr",
+         "/c/nosie", "/d/x", "/d/y"]
+for path in paths:
+    r = p.get(path)
+    is_(r.header("X-Cache-Status"), "MISS", "%s: stored" % path)
+for path in paths:
+    r = p.get(path)
+    is_(r.header("X-Cache-Status"), "HIT", "%s: fresh for max-age=1" % path)
+time.sleep(2.1)                  # the objects age past max-age=1 (not a synchronisation)
+
+# ETag
+o.set("/c/etag", headers=[("Cache-Control", "max-age=60"), ("ETag", '"e1"'),
+                          ("X-Version", "2")], body=b"etag body")
+r = p.get("/c/etag")
+is_((r.status, r.body, r.header("X-Cache-Status")), (200, b"etag body", "REVALIDATED"),
+    "ETag: revalidated, the client gets the full stored response")
+is_(o.revalidations("/c/etag"), 1, "the origin answered 304")
+is_(o.requests_for("/c/etag")[-1].header("If-None-Match"), '"e1"', "to If-None-Match")
+is_(r.header("X-Version"), "2", "the 304's fields replace the stored ones")
+r = p.get("/c/etag")
+is_((r.body, r.header("X-Cache-Status")), (b"etag body", "HIT"),
+    "the refreshed object is fresh again (max-age=60 from the 304)")
+is_(o.hits("/c/etag"), 2, "origin: the miss and the revalidation")
+r = p.get("/c/etag", headers=[("If-None-Match", '"e1"')])
+is_(r.status, 304, "a client's conditional on it: 304")
+
+# Last-Modified
+r = p.get("/c/lm")
+is_((r.body, r.header("X-Cache-Status")), (b"lm", "REVALIDATED"), "Last-Modified: revalidated")
+is_(o.requests_for("/c/lm")[-1].header("If-Modified-Since"), LM, "with If-Modified-Since")
+
+# no validators: refetched
+o.set("/c/noval", headers=[("Cache-Control", "max-age=60")], body=b"v2")
+r = p.get("/c/noval")
+is_((r.body, r.header("X-Cache-Status")), (b"v2", "EXPIRED"), "no validator: refetched")
+is_(o.requests_for("/c/noval")[-1].header("If-None-Match"), None, "unconditionally")
+r = p.get("/c/noval")
+is_((r.body, r.header("X-Cache-Status")), (b"v2", "HIT"), "the new answer stored")
+
+# the origin has something new: 200 to our conditional
+o.set("/c/changed", headers=[("Cache-Control", "max-age=60"), ("ETag", '"c2"')], body=b"c2")
+r = p.get("/c/changed")
+is_((r.body, r.header("X-Cache-Status")), (b"c2", "EXPIRED"), "a new version: EXPIRED, stored")
+r = p.get("/c/changed")
+is_((r.body, r.header("ETag"), r.header("X-Cache-Status")), (b"c2", '"c2"', "HIT"),
+    "the new version is served")
+
+# stale-while-revalidate
+o.set("/c/swr", headers=[("Cache-Control", "max-age=60")], body=b"new")
+o.delay("/c/swr", 1.0)
+mark = p.log_mark()
+r = p.get("/c/swr")
+is_((r.body, r.header("X-Cache-Status")), (b"old", "STALE"),
+    "stale-while-revalidate: the stale object at once")
+r = p.get("/c/swr")
+is_((r.body, r.header("X-Cache-Status")), (b"old", "UPDATING"),
+    "while the refresh runs: UPDATING")
+ok(p.wait_log(r"cache: background refresh of /c/swr: stored", start=mark),
+   "the background refresh stored the new answer")
+r = p.get("/c/swr")
+is_((r.body, r.header("X-Cache-Status")), (b"new", "HIT"), "then the new one is a hit")
+is_(o.hits("/c/swr"), 2, "the origin saw exactly one background refresh")
+o.delay("/c/swr", 0)
+
+# stale-if-error: the origin answers 5xx
+o.set("/c/sie", 503, headers=[], body=b"busy")
+o.set("/c/mr", 503, headers=[], body=b"busy")
+o.set("/c/nosie", 503, headers=[], body=b"busy")
+mark = p.log_mark()
+r = p.get("/c/sie")
+is_((r.status, r.body, r.header("X-Cache-Status")), (200, b"sie", "STALE"),
+    "stale-if-error: the origin's 503 replaced by the stale object")
+ok(p.wait_log(r"cache: origin answered 503: the stale response is served", start=mark),
+   "logged")
+r = p.get("/c/mr")
+is_((r.status, r.body), (503, b"busy"), "must-revalidate: never stale, the 503 passes")
+r = p.get("/c/nosie")
+is_((r.status, r.header("X-Cache-Status")), (503, "EXPIRED"), "no stale-if-error: the 503")
+
+# stale-if-error: the origin is down
+o2.stop()
+r = p.get("/d/x")
+is_((r.status, r.body, r.header("X-Cache-Status")), (200, b"down", "STALE"),
+    "origin down: the stale object (stale-if-error=300)")
+r = p.get("/d/y")
+is_(r.status, 502, "without stale-if-error: 502")
+
+done_testing()
