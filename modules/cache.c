@@ -269,7 +269,8 @@ pt_str cache_variant(pt_request *r, pt_str names)
             if (!pt_str_caseeq(r->head.headers[i].name, name))
                 continue;
             *o++ = any ? ',' : ':';
-            memcpy(o, r->head.headers[i].value.data, r->head.headers[i].value.len);
+            if (r->head.headers[i].value.len)
+                memcpy(o, r->head.headers[i].value.data, r->head.headers[i].value.len);
             o += r->head.headers[i].value.len;
             any = true;
         }

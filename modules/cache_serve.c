@@ -64,7 +64,8 @@ pt_str cache_head_text(pt_pool *pool, const pt_header *hs, uint32_t n)
         p += hs[i].name.len;
         *p++ = ':';
         *p++ = ' ';
-        memcpy(p, hs[i].value.data, hs[i].value.len);
+        if (hs[i].value.len)
+            memcpy(p, hs[i].value.data, hs[i].value.len);
         p += hs[i].value.len;
         *p++ = '\r';
         *p++ = '\n';

@@ -529,9 +529,12 @@ static cache_entry *small_entry(cache_zone *z, unsigned kind, uint64_t hash, pt_
     e->head_len = (uint32_t) names.len;
     e->owner = cache_env_cur.pid;
     e->resp_ms = now_ms;
-    memcpy(e->data, key.data, key.len);
-    memcpy(e->data + key.len, vary.data, vary.len);
-    memcpy(e->data + key.len + vary.len, names.data, names.len);
+    if (key.len)
+        memcpy(e->data, key.data, key.len);
+    if (vary.len)
+        memcpy(e->data + key.len, vary.data, vary.len);
+    if (names.len)
+        memcpy(e->data + key.len + vary.len, names.data, names.len);
     e->sum = cache_entry_sum(e, cache_sum_bytes(0, e->data, stream_len(e)));
     return e;
 }
