@@ -3,7 +3,7 @@
 # a hit the origin never sees; Age on hits; X-Cache-Status and the access log's cache
 # field; HEAD answered from a stored GET; a client's own conditional answered 304 from the
 # store; freshness from s-maxage, max-age, Expires and the route's default_ttl_s.
-import os, re, sys, time
+import os, re, sys, threading, time
 from email.utils import formatdate
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -26,7 +26,32 @@ o.set("/c/big", headers=[("Cache-Control", "max-age=60")], body=bytes(range(256)
 o.set("/c/age", headers=[("Cache-Control", "max-age=60"), ("Age", "10")], body=b"G")
 o.set("/other", headers=[("Cache-Control", "max-age=60")], body=b"O")
 
-p = Portico(cache_config(o, route_cache="default_ttl_s = 30;"))
+HALF = 100000
+release = threading.Event()
+
+
+def streaming(org, c, req):
+    """Half the body, then the rest only once the test has seen the first half arrive."""
+    body = bytes(range(256)) * (2 * HALF // 256 + 1)
+    body = body[:2 * HALF]
+    c.sendall(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: %d\r\n\r\n"
+              % len(body) + body[:HALF])
+    release.wait(10)
+    c.sendall(body[HALF:])
+    return True
+
+
+so = Origin(streaming)
+BIG = 300000
+o.set("/c/store-big", headers=[("Cache-Control", "max-age=60")], body=b"s" * BIG)
+o.set("/c/nostore-big", headers=[("Cache-Control", "no-store")], body=b"n" * BIG)
+
+p = Portico(proxy_config(
+    [upstream("app", [o.address]), upstream("stream", [so.address])],
+    [proxy_route("stream", "/c/stream", cache="{ default_ttl_s = 30; }"),
+     proxy_route("app", "/c/", cache="{ default_ttl_s = 30; }"), proxy_route("app", "/")],
+    extra="cache = { size_mb = 8; };"))
+w = the_worker(p)
 
 r = p.get("/c/a")
 is_((r.status, r.body), (200, b"A" * 1000), "a miss: the origin's answer")
@@ -120,5 +145,36 @@ r = p.get("/other")
 r = p.get("/other")
 is_((r.body, r.header("X-Cache-Status")), (b"O", None), "uncached route: no X-Cache-Status")
 is_(o.hits("/other"), 2, "and every request goes to the origin")
+
+# a miss streams to its client while it is stored
+with p.connect() as c:
+    c.send(build_request("GET", "/c/stream", "a.example"))
+    got = b""
+    deadline = time.monotonic() + 5
+    while len(got) < HALF and time.monotonic() < deadline:
+        got += c.read_available(0.1)
+    ok(len(got) >= HALF, "a miss: the first half of the body reached the client while the "
+       "origin holds back the rest (%d bytes)" % len(got))
+    release.set()
+    head_len = got.index(b"\r\n\r\n") + 4
+    deadline = time.monotonic() + 10
+    while len(got) - head_len < 2 * HALF and time.monotonic() < deadline:
+        got += c.read_available(0.1)
+    is_(len(got) - head_len, 2 * HALF, "then the rest")
+body = bytes(range(256)) * (2 * HALF // 256 + 1)
+r = p.get("/c/stream")
+is_((r.header("X-Cache-Status"), sha(r.body)), ("HIT", sha(body[:2 * HALF])),
+    "and once complete it was stored whole")
+
+# responses that are not stored still go by splice; stored ones through the filter
+p0 = pipe_count(w)
+r = p.get("/c/store-big")
+is_((r.status, len(r.body), r.header("X-Cache-Status")), (200, BIG, "MISS"),
+    "a storable 300000-byte miss")
+is_(pipe_count(w), p0, "...copied through the cache's filter (no splice pipe taken)")
+r = p.get("/c/nostore-big")
+is_((r.status, len(r.body), r.header("X-Cache-Status")), (200, BIG, "MISS"),
+    "a 300000-byte no-store response on the cached route")
+cmp_ok(pipe_count(w), ">", p0, "...relayed by splice (the filter went off for it)")
 
 done_testing()
