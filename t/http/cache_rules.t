@@ -4,7 +4,7 @@
 # spite of it (public / s-maxage with Authorization, store_set_cookie), Vary variants,
 # no-cache and must-revalidate, a client's no-cache, unsafe methods invalidating, and the
 # route's status_header = false.
-import os, re, sys, time
+import os, re, sys, threading, time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from proxytest import *
@@ -24,17 +24,22 @@ o.set("/c/s302", 302, headers=[("Location", "/x")], body=b"r")
 o.set("/c/s404", 404, headers=[], body=b"nf")
 o.set("/c/nottl", body=b"t")
 o.set("/c/max", headers=[M60], body=b"x" * 5000)
-o.set("/c/maxchunked", headers=[M60], body=b"y" * 5000)
+o.set("/c/maxchunked", headers=[M60], body=b"y" * 5000, chunked=True)
+o.set("/c/smallchunked", headers=[M60], body=b"z" * 3000, chunked=True)
 o.set("/c/vary", headers=[M60, ("Vary", "Accept-Encoding")],
       body=lambda o, req: ("enc=%s" % (req.header("Accept-Encoding") or "none")).encode())
 o.set("/c/nocache", headers=[("Cache-Control", "no-cache"), ("ETag", '"n1"')], body=b"nc")
 o.set("/c/post", headers=[M60], body=b"post")
+o.set("/c/lock", body=b"L")
+o.delay("/c/lock", 2.0)
 o.set("/c/hide", headers=[M60], body=b"h")
 o.set("/sc/cookie", headers=[M60, ("Set-Cookie", "a=b")], body=b"sk")
 
 p = Portico(cache_config(
     o, route_cache="default_ttl_s = 0;", main_cache="size_mb = 8; max_object_size = 4096;",
     extra_routes=[proxy_route("app", "/c/hide", cache="{ status_header = false; }"),
+                  proxy_route("app", "/c/lock", cache="{ default_ttl_s = 60; "
+                                                      "lock_timeout_ms = 300; }"),
                   proxy_route("app", "/sc/", cache="{ store_set_cookie = true; }")]))
 
 
@@ -87,6 +92,16 @@ is_((len(a.body), len(b.body)), (5000, 5000), "over max_object_size: the whole b
 is_((b.header("X-Cache-Status"), o.hits("/c/max")), ("MISS", 2), "and is not stored")
 ok(p.wait_log(r"not stored: larger than max_object_size", start=mark), "logged")
 
+mark = p.log_mark()
+a, b = twice("/c/maxchunked")
+is_((a.body, b.body), (b"y" * 5000, b"y" * 5000),
+    "chunked, found over max_object_size while stored: the whole body still passes")
+is_((b.header("X-Cache-Status"), o.hits("/c/maxchunked")), ("MISS", 2), "and is not stored")
+ok(p.wait_log(r"not stored: larger than max_object_size, or no room", start=mark), "logged")
+a, b = twice("/c/smallchunked")
+is_((b.body, b.header("X-Cache-Status")), (b"z" * 3000, "HIT"),
+    "chunked within max_object_size: stored")
+
 # Vary
 r1 = p.get("/c/vary", headers=[("Accept-Encoding", "gzip")])
 r2 = p.get("/c/vary", headers=[("Accept-Encoding", "br")])
@@ -127,6 +142,21 @@ r = p.get("/c/post", method="POST", body=b"x")
 is_((r.status, r.header("X-Cache-Status")), (200, "BYPASS"), "POST: passed (BYPASS)")
 r = p.get("/c/post")
 is_(r.header("X-Cache-Status"), "MISS", "and the stored response is gone")
+
+# lock_timeout_ms: a waiter gives up waiting and goes to the origin itself
+res = {}
+t1 = threading.Thread(target=lambda: res.update(first=p.get("/c/lock")))
+t1.start()
+ok(o.wait_hits("/c/lock", 1) == 1, "the first miss reached the origin (slow: 2 s)")
+second = p.get("/c/lock")
+t1.join(10)
+is_((second.status, second.body, second.header("X-Cache-Status")), (200, b"L", "MISS"),
+    "a concurrent miss waited lock_timeout_ms = 300, then went to the origin itself")
+is_((res["first"].status, res["first"].header("X-Cache-Status")), (200, "MISS"),
+    "the first one is answered too")
+is_(o.hits("/c/lock"), 2, "the origin saw both (the waiter did not wait for the first)")
+o.delay("/c/lock", 0)
+is_(p.get("/c/lock").header("X-Cache-Status"), "HIT", "and the object was stored")
 
 # status_header = false
 a, b = twice("/c/hide")

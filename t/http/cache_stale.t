@@ -19,6 +19,8 @@ o.set("/c/noval", headers=[("Cache-Control", "max-age=1")], body=b"v1")
 o.set("/c/changed", headers=[("Cache-Control", "max-age=1"), ("ETag", '"c1"')], body=b"c1")
 o.set("/c/swr", headers=[("Cache-Control", "max-age=1, stale-while-revalidate=30")],
       body=b"old")
+o.set("/c/swr304", headers=[("Cache-Control", "max-age=1, stale-while-revalidate=30"),
+                            ("ETag", '"w1"')], body=b"swr304")
 o.set("/c/sie", headers=[("Cache-Control", "max-age=1, stale-if-error=300")], body=b"sie")
 o.set("/c/mr", headers=[("Cache-Control", "max-age=1, stale-if-error=300, must-revalidate")],
       body=b"mr")
@@ -32,7 +34,7 @@ p = Portico(proxy_config(
      proxy_route("down", "/d/", cache="{ default_ttl_s = 0; }")],
     extra="cache = { size_mb = 8; };"))
 
-paths = ["/c/etag", "/c/lm", "/c/noval", "/c/changed", "/c/swr", "/c/sie", "/c/mr",
+paths = ["/c/swr304", "/c/etag", "/c/lm", "/c/noval", "/c/changed", "/c/swr", "/c/sie", "/c/mr",
          "/c/nosie", "/d/x", "/d/y"]
 for path in paths:
     r = p.get(path)
@@ -96,7 +98,22 @@ is_((r.body, r.header("X-Cache-Status")), (b"new", "HIT"), "then the new one is 
 is_(o.hits("/c/swr"), 2, "the origin saw exactly one background refresh")
 o.delay("/c/swr", 0)
 
+# stale-while-revalidate, and the background refresh gets a 304
+o.set("/c/swr304", headers=[("Cache-Control", "max-age=60"), ("ETag", '"w1"')], body=b"swr304")
+mark = p.log_mark()
+r = p.get("/c/swr304")
+is_((r.body, r.header("X-Cache-Status")), (b"swr304", "STALE"), "stale-while-revalidate: STALE")
+ok(p.wait_log(r"cache: background refresh of /c/swr304: revalidated \(304\)", start=mark),
+   "the background refresh revalidated it (304)")
+is_(o.requests_for("/c/swr304")[-1].header("If-None-Match"), '"w1"',
+    "with the stored ETag")
+r = p.get("/c/swr304")
+is_((r.body, r.header("X-Cache-Status")), (b"swr304", "HIT"), "then fresh again: HIT")
+is_(o.hits("/c/swr304"), 2, "origin: the miss and the one refresh")
+
 # stale-if-error: the origin answers 5xx
+o.set("/c/swr304", headers=[("Cache-Control", "max-age=1, stale-while-revalidate=30"),
+                            ("ETag", '"w1"')], body=b"swr304")
 o.set("/c/sie", 503, headers=[], body=b"busy")
 o.set("/c/mr", 503, headers=[], body=b"busy")
 o.set("/c/nosie", 503, headers=[], body=b"busy")

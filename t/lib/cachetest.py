@@ -27,13 +27,15 @@ class CountingOrigin:
         self.counts = {}
         self.reval = {}
         self.delays = {}
+        self.chunked = {}
         self.origin = Origin(self._handle, **kw)
         self.address = self.origin.address
         self.port = self.origin.port
 
-    def set(self, path, status=200, headers=(), body=b"ok\n"):
+    def set(self, path, status=200, headers=(), body=b"ok\n", chunked=False):
         with self.lock:
             self.answers[path] = (status, list(headers), body)
+            self.chunked[path] = chunked
 
     def delay(self, path, seconds):
         with self.lock:
@@ -84,7 +86,9 @@ class CountingOrigin:
             keep = [h for h in headers if not h[0].lower().startswith("content-")]
             c.sendall(response_bytes(304, keep, b"", close=wants_close(req)))
             return True
-        resp = response_bytes(status, headers, body, close=wants_close(req))
+        with self.lock:
+            chunked = self.chunked.get(path, False)
+        resp = response_bytes(status, headers, body, close=wants_close(req), chunked=chunked)
         if req.method == "HEAD":
             resp = resp[:resp.index(b"\r\n\r\n") + 4]
         c.sendall(resp)
