@@ -14,6 +14,9 @@ o2 = CountingOrigin()           # the origin that goes down
 LM = "Mon, 01 Jan 2024 00:00:00 GMT"
 o.set("/c/etag", headers=[("Cache-Control", "max-age=1"), ("ETag", '"e1"'),
                           ("X-Version", "1")], body=b"etag body")
+BIGB = bytes(range(256)) * 1000
+o.set("/c/bigetag", headers=[("Cache-Control", "max-age=1"), ("ETag", '"b1"')], body=BIGB)
+o.set("/c/bigsie", headers=[("Cache-Control", "max-age=1, stale-if-error=300")], body=BIGB)
 o.set("/c/lm", headers=[("Cache-Control", "max-age=1"), ("Last-Modified", LM)], body=b"lm")
 o.set("/c/noval", headers=[("Cache-Control", "max-age=1")], body=b"v1")
 o.set("/c/changed", headers=[("Cache-Control", "max-age=1"), ("ETag", '"c1"')], body=b"c1")
@@ -34,7 +37,7 @@ p = Portico(proxy_config(
      proxy_route("down", "/d/", cache="{ default_ttl_s = 0; }")],
     extra="cache = { size_mb = 8; };"))
 
-paths = ["/c/swr304", "/c/etag", "/c/lm", "/c/noval", "/c/changed", "/c/swr", "/c/sie", "/c/mr",
+paths = ["/c/bigetag", "/c/bigsie", "/c/swr304", "/c/etag", "/c/lm", "/c/noval", "/c/changed", "/c/swr", "/c/sie", "/c/mr",
          "/c/nosie", "/d/x", "/d/y"]
 for path in paths:
     r = p.get(path)
@@ -59,6 +62,17 @@ is_((r.body, r.header("X-Cache-Status")), (b"etag body", "HIT"),
 is_(o.hits("/c/etag"), 2, "origin: the miss and the revalidation")
 r = p.get("/c/etag", headers=[("If-None-Match", '"e1"')])
 is_(r.status, 304, "a client's conditional on it: 304")
+
+# a big body (256000 bytes, sent in pieces from the store)
+r = p.get("/c/bigetag")
+is_((r.status, sha(r.body), r.header("X-Cache-Status")), (200, sha(BIGB), "REVALIDATED"),
+    "a 256000-byte object revalidated: every byte from the store")
+r = p.get("/c/bigetag")
+is_((sha(r.body), r.header("X-Cache-Status")), (sha(BIGB), "HIT"), "and stored again whole")
+o.set("/c/bigsie", 500, headers=[], body=b"err")
+r = p.get("/c/bigsie")
+is_((r.status, sha(r.body), r.header("X-Cache-Status")), (200, sha(BIGB), "STALE"),
+    "a 256000-byte stale object standing in for a 500")
 
 # Last-Modified
 r = p.get("/c/lm")
