@@ -595,6 +595,67 @@ static void test_load(void)
     tap_is_int(cache_check(err, sizeof(err)), PT_OK, "consistent %s", err);
 }
 
+/* Hits take no lock: lookups and copies by 1 and then 2 processes at once, counted over
+ * the same wall time. Printed, not asserted (timing never decides a test); every copy is
+ * checked against its key's body. */
+#define HIT_KEYS 1000
+
+static uint64_t hit_loop(unsigned seed, uint64_t ms, uint64_t *wrong)
+{
+    char buf[2048], want[2048], key[32];
+    uint64_t n = 0, end = now_ms() + ms;
+    while (now_ms() < end) {
+        for (unsigned j = 0; j < 256; j++, n++) {
+            seed = seed * 1103515245u + 12345u;
+            snprintf(key, sizeof(key), "/hit/%u", (seed >> 8) % HIT_KEYS);
+            size_t wl = body_for(key, 1, want, 1024), len = 0;
+            if (fetch_check(key, "", buf, &len, want, wl) != 1)
+                (*wrong)++;
+            else {
+                cache_snap s;
+                if (cache_lookup(cache_hash(S(key), S("")), S(key), S(""), &s) == PT_OK)
+                    cache_touch(&s);
+            }
+        }
+    }
+    return n;
+}
+
+static void test_hit_scaling(void)
+{
+    zone_new(16 << 20);
+    char body[2048], key[32];
+    bool all = true;
+    for (unsigned i = 0; i < HIT_KEYS; i++) {
+        snprintf(key, sizeof(key), "/hit/%u", i);
+        size_t len = body_for(key, 1, body, 1024);
+        all = all && store(key, "", "", body, len, true) == PT_OK;
+    }
+    tap_ok(all, "%u objects stored for the hit loop", HIT_KEYS);
+    uint64_t *res = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    uint64_t rate[3] = { 0 };
+    for (unsigned procs = 1; procs <= 2; procs++) {
+        memset(res, 0, 4096);
+        pid_t kids[2];
+        for (unsigned i = 0; i < procs; i++) {
+            kids[i] = fork();
+            if (kids[i] == 0) {
+                res[i] = hit_loop(i * 7919 + 1, 500, &res[2 + i]);
+                _exit(0);
+            }
+        }
+        for (unsigned i = 0; i < procs; i++)
+            wait_child(kids[i]);
+        rate[procs] = (res[0] + res[1]) * 2;
+        tap_is_int((long long) (res[2] + res[3]), 0, "%u process(es): every hit's body right",
+                   procs);
+    }
+    tap_diag("hits (lookup, copy, check) per second: 1 process %llu, 2 processes %llu "
+             "(x%.2f)", (unsigned long long) rate[1], (unsigned long long) rate[2],
+             rate[1] ? (double) rate[2] / (double) rate[1] : 0.0);
+    munmap(res, 4096);
+}
+
 int main(void)
 {
     alarm(300);
@@ -607,5 +668,6 @@ int main(void)
     test_processes();
     test_kills();
     test_load();
+    test_hit_scaling();
     return tap_done();
 }
