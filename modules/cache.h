@@ -3,8 +3,9 @@
  *   cache.c          the module: configuration, the lookup in the pre-content phase (hit,
  *                    stale, collapsed misses, revalidation), PURGE, the log hook
  *   cache_serve.c    answering from the store (hits, and a stored response standing in for
- *                    the origin's after a 304 or an error), the header and body filters
- *                    that store a miss while it streams to its client
+ *                    the origin's after a 304 or an error)
+ *   cache_filter.c   the header and body filters that store a miss while it streams to its
+ *                    client, and stand the stored response in (REVALIDATED, stale-if-error)
  *   cache_fetch.c    background refreshes: upstream exchanges with no client behind them
  *   cache_store.c    the shared zone: index, objects, LRU, marks, repair, persistence
  *   cache_rfc9111.c  what HTTP says: Cache-Control, freshness, storability, validators,
