@@ -17,6 +17,8 @@ o.set("/c/etag", headers=[("Cache-Control", "max-age=1"), ("ETag", '"e1"'),
 BIGB = bytes(range(256)) * 1000
 o.set("/c/bigetag", headers=[("Cache-Control", "max-age=1"), ("ETag", '"b1"')], body=BIGB)
 o.set("/c/bigsie", headers=[("Cache-Control", "max-age=1, stale-if-error=300")], body=BIGB)
+o.set("/c/maxstale", headers=[("Cache-Control", "max-age=1")], body=b"ms")
+o.set("/c/minfresh", headers=[("Cache-Control", "max-age=60")], body=b"mf")
 o.set("/c/lm", headers=[("Cache-Control", "max-age=1"), ("Last-Modified", LM)], body=b"lm")
 o.set("/c/noval", headers=[("Cache-Control", "max-age=1")], body=b"v1")
 o.set("/c/changed", headers=[("Cache-Control", "max-age=1"), ("ETag", '"c1"')], body=b"c1")
@@ -37,7 +39,7 @@ p = Portico(proxy_config(
      proxy_route("down", "/d/", cache="{ default_ttl_s = 0; }")],
     extra="cache = { size_mb = 8; };"))
 
-paths = ["/c/bigetag", "/c/bigsie", "/c/swr304", "/c/etag", "/c/lm", "/c/noval", "/c/changed", "/c/swr", "/c/sie", "/c/mr",
+paths = ["/c/maxstale", "/c/minfresh", "/c/bigetag", "/c/bigsie", "/c/swr304", "/c/etag", "/c/lm", "/c/noval", "/c/changed", "/c/swr", "/c/sie", "/c/mr",
          "/c/nosie", "/d/x", "/d/y"]
 for path in paths:
     r = p.get(path)
@@ -62,6 +64,20 @@ is_((r.body, r.header("X-Cache-Status")), (b"etag body", "HIT"),
 is_(o.hits("/c/etag"), 2, "origin: the miss and the revalidation")
 r = p.get("/c/etag", headers=[("If-None-Match", '"e1"')])
 is_(r.status, 304, "a client's conditional on it: 304")
+
+# the client's own limits
+r = p.get("/c/maxstale", headers=[("Cache-Control", "max-stale=100")])
+is_((r.body, r.header("X-Cache-Status")), (b"ms", "STALE"),
+    "a request with max-stale=100 takes the stale object")
+is_(o.hits("/c/maxstale"), 1, "without asking the origin")
+r = p.get("/c/minfresh", headers=[("Cache-Control", "min-fresh=1000")])
+is_(r.header("X-Cache-Status"), "EXPIRED", "min-fresh=1000 on an object fresh for < 60 s: "
+    "fetched again")
+r = p.get("/c/minfresh", headers=[("Cache-Control", "max-age=30")])
+is_(r.header("X-Cache-Status"), "HIT", "max-age=30 on the object just fetched: a hit")
+r = p.get("/c/minfresh", headers=[("Cache-Control", "max-age=0")])
+is_(r.header("X-Cache-Status"), "EXPIRED", "max-age=0: fetched again")
+is_(o.hits("/c/minfresh"), 3, "the origin saw those two")
 
 # a big body (256000 bytes, sent in pieces from the store)
 r = p.get("/c/bigetag")
