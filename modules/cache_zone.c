@@ -176,6 +176,8 @@ static int cmp_u64(const void *a, const void *b)
 
 static void reach_sort(reach *r)
 {
+    if (r->n == 0)
+        return;                         /* qsort wants an array, even of nothing */
     qsort(r->v, r->n, sizeof(*r->v), cmp_u64);
     size_t j = 0;
     for (size_t i = 0; i < r->n; i++)
