@@ -19,6 +19,7 @@ o.set("/c/bigetag", headers=[("Cache-Control", "max-age=1"), ("ETag", '"b1"')], 
 o.set("/c/bigsie", headers=[("Cache-Control", "max-age=1, stale-if-error=300")], body=BIGB)
 o.set("/c/maxstale", headers=[("Cache-Control", "max-age=1")], body=b"ms")
 o.set("/c/minfresh", headers=[("Cache-Control", "max-age=60")], body=b"mf")
+o.set("/t/slow", headers=[("Cache-Control", "max-age=1, stale-if-error=300")], body=b"slow")
 o.set("/c/lm", headers=[("Cache-Control", "max-age=1"), ("Last-Modified", LM)], body=b"lm")
 o.set("/c/noval", headers=[("Cache-Control", "max-age=1")], body=b"v1")
 o.set("/c/changed", headers=[("Cache-Control", "max-age=1"), ("ETag", '"c1"')], body=b"c1")
@@ -34,12 +35,14 @@ o2.set("/d/x", headers=[("Cache-Control", "max-age=1, stale-if-error=300")], bod
 o2.set("/d/y", headers=[("Cache-Control", "max-age=1")], body=b"gone")
 
 p = Portico(proxy_config(
-    [upstream("app", [o.address]), upstream("down", [o2.address])],
-    [proxy_route("app", "/c/", cache="{ default_ttl_s = 0; }"),
+    [upstream("app", [o.address]), upstream("down", [o2.address]),
+     upstream("short", [o.address], read_timeout_ms=300)],
+    [proxy_route("short", "/t/", cache="{ default_ttl_s = 0; }"),
+     proxy_route("app", "/c/", cache="{ default_ttl_s = 0; }"),
      proxy_route("down", "/d/", cache="{ default_ttl_s = 0; }")],
     extra="cache = { size_mb = 8; };"))
 
-paths = ["/c/maxstale", "/c/minfresh", "/c/bigetag", "/c/bigsie", "/c/swr304", "/c/etag", "/c/lm", "/c/noval", "/c/changed", "/c/swr", "/c/sie", "/c/mr",
+paths = ["/t/slow", "/c/maxstale", "/c/minfresh", "/c/bigetag", "/c/bigsie", "/c/swr304", "/c/etag", "/c/lm", "/c/noval", "/c/changed", "/c/swr", "/c/sie", "/c/mr",
          "/c/nosie", "/d/x", "/d/y"]
 for path in paths:
     r = p.get(path)
@@ -157,6 +160,16 @@ r = p.get("/c/mr")
 is_((r.status, r.body), (503, b"busy"), "must-revalidate: never stale, the 503 passes")
 r = p.get("/c/nosie")
 is_((r.status, r.header("X-Cache-Status")), (503, "EXPIRED"), "no stale-if-error: the 503")
+
+# stale-if-error: the origin times out (read_timeout_ms = 300)
+o.delay("/t/slow", 2.0)
+mark = p.log_mark()
+r = p.get("/t/slow")
+is_((r.status, r.body, r.header("X-Cache-Status")), (200, b"slow", "STALE"),
+    "origin timing out: the stale object instead of the 504")
+ok(p.wait_log(r"cache: origin answered 504: the stale response is served", start=mark),
+   "logged")
+o.delay("/t/slow", 0)
 
 # stale-if-error: the origin is down
 o2.stop()
