@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 
 DEPS="build-essential autoconf automake libtool pkg-config \
 libssl-dev libpcre2-dev libconfig-dev libjemalloc-dev \
-perl python3 curl procps iproute2 util-linux"
+perl python3 openssl curl procps iproute2 util-linux"
 
 if [ "${1:-}" = "--deps" ]; then
     missing=""

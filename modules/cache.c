@@ -29,7 +29,7 @@
 #include "portico/pool.h"
 #include "portico/proxy.h"
 #include "portico/str.h"
-#include "portico/vars.h"
+#include "portico/var.h"
 #include "cache.h"
 
 #define CACHE_DEFAULT_KEY   "$scheme$host$uri$args"
@@ -91,11 +91,18 @@ static int set_main(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, 
 static int set_key(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, void *base)
 {
     cache_route_conf *rc = base;
-    if (pt_vars_compile(cx, s, &rc->key) != PT_OK)
+    const char *text = config_setting_get_string(s);
+    if (text == NULL)
+        return pt_conf_type_error(cx, s, "a string such as \"$host$uri\"");
+    if (pt_var_compile(cx, s, text, &rc->key) != PT_OK)
         return PT_ERROR;
-    if (rc->key.nvars == 0)
+    unsigned nvars = 0;
+    for (unsigned i = 0; i < rc->key.nparts; i++)
+        nvars += rc->key.parts[i].kind != PT_VAR_LITERAL;
+    if (nvars == 0)
         return pt_conf_error(cx, s, "\"%s\" has no variable: every request would get the "
-                             "same object", rc->key.text);
+                             "same object", text);
+    rc->key_set = true;
     return PT_OK;
 }
 
@@ -125,7 +132,7 @@ static int set_route(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,
     rc->status_header = true;
     if (pt_conf_parse_group(cx, s, route_keys, rc) != PT_OK)
         return PT_ERROR;
-    if (rc->key.text == NULL && pt_vars_parse(cx, s, CACHE_DEFAULT_KEY, &rc->key) != PT_OK)
+    if (!rc->key_set && pt_var_compile(cx, s, CACHE_DEFAULT_KEY, &rc->key) != PT_OK)
         return PT_ERROR;
     rc->set = true;
     rc->setting = s;
@@ -228,20 +235,20 @@ static void cache_worker_exit(pt_cycle *cy)
 static pt_str make_key(pt_request *r, const cache_route_conf *rc)
 {
     size_t len = 0;
-    for (unsigned i = 0; i < rc->key.nsegs; i++)
-        len += pt_var_value(r, &rc->key.segs[i]).len + 1;
+    for (unsigned i = 0; i < rc->key.nparts; i++)
+        len += pt_var_value(&rc->key.parts[i], r, r->conn).len + 1;
     if (len > CACHE_MAX_KEY)
         return PT_STR_NULL;
     char *k = pt_palloc(r->pool, len + 1), *p = k;
     if (k == NULL)
         return PT_STR_NULL;
-    for (unsigned i = 0; i < rc->key.nsegs; i++) {
-        const pt_var_seg *g = &rc->key.segs[i];
-        pt_str v = pt_var_value(r, g);
+    for (unsigned i = 0; i < rc->key.nparts; i++) {
+        const pt_var_part *g = &rc->key.parts[i];
+        pt_str v = pt_var_value(g, r, r->conn);
         if (v.len)
             memcpy(p, v.data, v.len);
         p += v.len;
-        if (g->kind != PT_VAR_TEXT)
+        if (g->kind != PT_VAR_LITERAL)
             *p++ = '\0';
     }
     return (pt_str) { (size_t) (p - k), k };

@@ -26,7 +26,7 @@
 #include "portico/shm_slab.h"
 #include "portico/timer-t.h"
 #include "portico/upstream-t.h"
-#include "portico/vars-t.h"
+#include "portico/var-t.h"
 
 extern pt_module pt_cache_module;
 
@@ -320,7 +320,8 @@ typedef struct cache_route_conf {
     bool              set;
     bool              enabled;
     uint32_t          default_ttl_s;
-    pt_vars           key;
+    pt_var            key;
+    bool              key_set;
     uint32_t          swr_s;
     uint32_t          sie_s;
     uint32_t          lock_timeout_ms;

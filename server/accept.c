@@ -1,19 +1,30 @@
 /* The accept pipeline: what runs on a new connection before a protocol session owns it.
  * Stages run in order, each finishing (or closing the connection) before the next:
  *   PROXY protocol  -- when the listener says proxy_protocol = true: the header's client
- *                      address replaces the peer's (logs, X-Forwarded-For, later ACLs)
- *   (TLS handshake and ALPN come here next)
- *   session         -- the listener's protocol (h1) takes the connection.
+ *                      address replaces the peer's (logs, X-Forwarded-For, ACLs, limits)
+ *   modules         -- each module's accept hook, in module-list order (connection limits:
+ *                      modules/connlimit.c); one refusing closes the connection, and every
+ *                      module that took it (PT_OK) is told when it closes (conn_closed).
+ *                      Before TLS, so a refused client costs no handshake
+ *   TLS handshake   -- when the listener has tls: inside the event loop, never blocking,
+ *                      within handshake_timeout_ms; the transport becomes TLS
+ *   session         -- the protocol ALPN chose (h1 without ALPN) takes the connection.
  * A connection that fails a stage is closed, and the reason logged. */
 #include <errno.h>
+#include <stdio.h>
 
 #include "portico/conf.h"
 #include "portico/cidr.h"
 #include "portico/log.h"
 #include "portico/proxy_protocol.h"
+#include "portico/tls.h"
 #include "http_core.h"
 
-enum { STAGE_PROXY = 1, STAGE_SESSION };
+#include "portico/module.h"
+
+enum { STAGE_PROXY = 1, STAGE_MODULES, STAGE_TLS, STAGE_SESSION };
+
+#define TLS_HANDSHAKE 0x16              /* the first byte of a TLS handshake record */
 
 static void refuse(pt_conn *c, const char *why)
 {
@@ -72,6 +83,108 @@ static void proxy_read(pt_conn *c, uint32_t events)
     next_stage(c);
 }
 
+/* The modules' hooks run at once (they decide from the address and shared counters). */
+static int accept_modules(pt_conn *c)
+{
+    for (unsigned i = 0; i < pt_nmodules; i++) {
+        pt_module *m = pt_modules[i];
+        if (m->accept == NULL)
+            continue;
+        int rc = m->accept(c);
+        if (rc == PT_OK) {
+            PT_ASSERT(m->index < 32);
+            c->accepted_by |= 1u << m->index;
+        } else if (rc != PT_DECLINED) {
+            pt_conn_close(c);           /* the module said why */
+            return PT_ERROR;
+        }
+    }
+    return PT_OK;
+}
+
+void pt_accept_closed(pt_conn *c)
+{
+    for (unsigned i = 0; c->accepted_by && i < pt_nmodules; i++) {
+        pt_module *m = pt_modules[i];
+        if (!(c->accepted_by & (1u << m->index)))
+            continue;
+        c->accepted_by &= ~(1u << m->index);
+        if (m->conn_closed)
+            m->conn_closed(c);
+    }
+}
+
+/* The session for the protocol the handshake agreed on. */
+static void tls_done(pt_conn *c)
+{
+    const unsigned char *proto;
+    unsigned len;
+    pt_xprt_tls_alpn(&c->x, &proto, &len);
+    const pt_session_ops *s = pt_conn_session_for_alpn(proto, len);
+    if (s == NULL) {
+        refuse(c, "TLS: ALPN chose a protocol with no session");    /* cannot happen */
+        return;
+    }
+    pt_debug("TLS handshake with %s on %s: %s, %s%s%s%.*s", c->peer_ip,
+             c->listener->conf->address, pt_xprt_tls_version(&c->x),
+             pt_xprt_tls_cipher(&c->x), pt_xprt_tls_resumed(&c->x) ? ", resumed" : "",
+             len ? ", ALPN " : "", (int) len, proto ? (const char *) proto : "");
+    c->stage = STAGE_SESSION;
+    pt_conn_set_timer(c, 0);
+    pt_conn_start_session(c, s);
+}
+
+/* The first byte tells a TLS hello from plain HTTP sent to the wrong port: that gets an
+ * HTTP answer (a 400 saying so, from the h1 session), not a TLS alert the client cannot
+ * read. Anything else is not spoken here. */
+static void tls_step(pt_conn *c, uint32_t events)
+{
+    const pt_listener_conf *l = c->listener->conf;
+    const char *why = NULL;
+
+    if (c->x.ops != &pt_xprt_tls) {
+        unsigned char b;
+        if (!c->x.readable)
+            return;
+        ssize_t n = pt_xprt_tcp_peek(&c->x, &b, 1);
+        if (n == PT_AGAIN)
+            return;
+        if (n <= 0) {
+            refuse(c, n == 0 ? "closed before a TLS handshake"
+                             : "connection failed before a TLS handshake");
+            return;
+        }
+        if (b != TLS_HANDSHAKE) {
+            if (b >= 'A' && b <= 'Z') {
+                c->plain_on_tls = true;
+                c->stage = STAGE_SESSION;
+                pt_conn_set_timer(c, 0);
+                pt_conn_start_session(c, &pt_h1_session);
+                return;
+            }
+            char text[64];
+            snprintf(text, sizeof(text), "not a TLS handshake (first byte 0x%02x)", b);
+            refuse(c, text);
+            return;
+        }
+        if (pt_xprt_tls_accept(&c->x, l->tls) != PT_OK) {
+            pt_log(PT_LOG_ALERT, "out of memory for a TLS session");
+            pt_conn_close(c);
+            return;
+        }
+    }
+    int rc = pt_xprt_tls_handshake(&c->x, &why);
+    if (rc == PT_AGAIN)
+        return;
+    if (rc == PT_OK) {
+        tls_done(c);
+        return;
+    }
+    char text[320];
+    snprintf(text, sizeof(text), "TLS handshake failed: %s", why);
+    refuse(c, text);
+}
+
 static void next_stage(pt_conn *c)
 {
     const pt_listener_conf *l = c->listener->conf;
@@ -88,9 +201,26 @@ static void next_stage(pt_conn *c)
             return;
         }
     }
+    if (c->stage < STAGE_MODULES) {
+        c->stage = STAGE_MODULES;
+        if (accept_modules(c) != PT_OK)
+            return;
+    }
+    if (c->stage < STAGE_TLS && l->tls) {
+        c->stage = STAGE_TLS;
+        pt_conn_set_timer(c, l->tls->handshake_timeout_ms);
+        /* A hello costs a signature (a millisecond or more for RSA): it waits for its
+         * event like any other work instead of running in the accept loop, where a burst
+         * of new connections would hold back every request already waiting (the socket
+         * was just added to epoll: whatever it has is reported at once). Bytes that came
+         * after a PROXY header get no new event: they are taken now. */
+        if (l->proxy_protocol)
+            tls_step(c, 0);
+        return;
+    }
     c->stage = STAGE_SESSION;
     pt_conn_set_timer(c, 0);
-    pt_conn_start_session(c);
+    pt_conn_start_session(c, &pt_h1_session);
 }
 
 void pt_accept_start(pt_conn *c)
@@ -103,9 +233,13 @@ void pt_accept_event(pt_conn *c, uint32_t events)
 {
     PT_ASSERT(c->proto == NULL && !c->closed);
     if (events == 0) {
-        refuse(c, "no PROXY protocol header within client_header_timeout_ms");
+        refuse(c, c->stage == STAGE_TLS ? "no TLS handshake within handshake_timeout_ms"
+                                        : "no PROXY protocol header within "
+                                          "client_header_timeout_ms");
         return;
     }
     if (c->stage == STAGE_PROXY)
         proxy_read(c, events);
+    else if (c->stage == STAGE_TLS)
+        tls_step(c, events);
 }

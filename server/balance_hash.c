@@ -26,7 +26,7 @@
 #include "portico/pool.h"
 #include "portico/str.h"
 #include "portico/upstream.h"
-#include "portico/vars.h"
+#include "portico/var.h"
 
 #define MAGLEV_MIN    65537u    /* table slots, a prime; more with many servers */
 #define MAGLEV_PER    128u      /* at least this many slots per server */
@@ -61,25 +61,35 @@ static inline uint64_t mix64(uint64_t x)        /* splitmix64's finaliser */
 int pt_hash_key_set(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, void *base)
 {
     pt_upstream *up = base;
-    if (pt_vars_compile(cx, s, &up->hash_key) != PT_OK)
+    const char *v = config_setting_get_string(s);
+    if (v == NULL)
+        return pt_conf_type_error(cx, s, "a string such as \"$host$uri\"");
+    if (pt_var_compile(cx, s, v, &up->hash_key.var) != PT_OK)
         return PT_ERROR;
-    if (up->hash_key.nvars == 0)
+    bool vars = false;
+    for (unsigned i = 0; i < up->hash_key.var.nparts; i++)
+        vars = vars || up->hash_key.var.parts[i].kind != PT_VAR_LITERAL;
+    if (!vars)
         return pt_conf_error(cx, s, "\"%s\" has no variable: every request would go to the "
-                             "same server", up->hash_key.text);
-    return PT_OK;
+                             "same server", v);
+    up->hash_key.text = pt_pstrndup(cx->pool, v, strlen(v));
+    return up->hash_key.text ? PT_OK : pt_conf_error(cx, s, "out of memory");
 }
 
+/* The key's value hashed part by part, without building it; *len: its length (0: the
+ * key came out empty, the request goes round robin). */
 static uint64_t key_hash(const pt_upstream *up, const pt_request *r, size_t *len)
 {
     uint64_t h = FNV_OFFSET;
-    *len = 0;
-    for (unsigned i = 0; i < up->hash_key.nsegs; i++) {
-        const pt_var_seg *g = &up->hash_key.segs[i];
-        pt_str v = pt_var_value(r, g);
+    size_t vlen = 0;
+    for (unsigned i = 0; i < up->hash_key.var.nparts; i++) {
+        const pt_var_part *p = &up->hash_key.var.parts[i];
+        pt_str v = pt_var_value(p, (pt_request *) r, r->conn);
         h = fnv(h, v.data, v.len);
-        if (g->kind != PT_VAR_TEXT)
-            *len += v.len;
+        if (p->kind != PT_VAR_LITERAL)
+            vlen += v.len;
     }
+    *len = vlen;
     return mix64(h);
 }
 

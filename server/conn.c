@@ -108,10 +108,29 @@ void pt_conn_accepted(pt_listener *l, int fd, struct sockaddr *sa, socklen_t len
     pt_accept_start(c);
 }
 
-void pt_conn_start_session(pt_conn *c)
+/* The protocol sessions, by the name ALPN uses for them; the first is the one a client
+ * that names none gets (HTTP/1.1). h2 joins this list with its session ops. */
+static const struct {
+    const char           *alpn;
+    const pt_session_ops *ops;
+} sessions[] = {
+    { "http/1.1", &pt_h1_session },
+};
+
+const pt_session_ops *pt_conn_session_for_alpn(const unsigned char *proto, unsigned len)
 {
-    PT_ASSERT(c->proto == NULL && c->session == NULL);
-    c->proto = &pt_h1_session;
+    if (len == 0)
+        return sessions[0].ops;
+    for (unsigned i = 0; i < pt_nelems(sessions); i++)
+        if (strlen(sessions[i].alpn) == len && memcmp(sessions[i].alpn, proto, len) == 0)
+            return sessions[i].ops;
+    return NULL;
+}
+
+void pt_conn_start_session(pt_conn *c, const pt_session_ops *s)
+{
+    PT_ASSERT(c->proto == NULL && c->session == NULL && s->size <= pt_h1_session.size);
+    c->proto = s;
     c->session = c + 1;
     c->proto->start(c);
 }
@@ -379,6 +398,8 @@ void pt_conn_close(pt_conn *c)
     c->closed = true;
     if (c->proto && c->proto->release)
         c->proto->release(c);
+    if (c->accepted_by)
+        pt_accept_closed(c);
     pt_timer_del(&pt_loop_cur->timers, &c->timer);
     pt_xprt_close(&c->x);
     pt_conn_release_pool(c);

@@ -43,12 +43,17 @@ int  pt_conn_flush(pt_conn *c);            /* PT_OK drained, PT_AGAIN, PT_ERROR 
 int  pt_out_add(pt_conn *c, const void *p, size_t n);   /* PT_OK or PT_ERROR (no memory) */
 char *pt_out_small(pt_conn *c, size_t n);  /* scratch that lives until the queue drains */
 void pt_conn_free_lists_trim(void);
-/* The transport's end of the accept pipeline: the listener's session takes over. */
-void pt_conn_start_session(pt_conn *c);
+/* The end of the accept pipeline: session s (its state inline after the connection)
+ * takes over. */
+void pt_conn_start_session(pt_conn *c, const pt_session_ops *s);
+/* The session for an ALPN protocol name (len 0: none was chosen: HTTP/1.1); NULL when
+ * none speaks it. */
+const pt_session_ops *pt_conn_session_for_alpn(const unsigned char *proto, unsigned len);
 
 /* accept.c: stages that run before a session owns the connection */
 void pt_accept_start(pt_conn *c);
 void pt_accept_event(pt_conn *c, uint32_t events);
+void pt_accept_closed(pt_conn *c);          /* the modules that took c are told */
 
 /* http_request.c: the request engine */
 /* A request of session s on c, with stream_size bytes of the session's own state after it

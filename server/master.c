@@ -43,6 +43,7 @@
 #include "portico/pidfile.h"
 #include "portico/process.h"
 #include "portico/shm.h"
+#include "portico/tls.h"
 #include "portico/upgrade.h"
 
 #define QUICK_DEATH_MS  1000    /* a worker dying sooner than this after start "dies young" */
@@ -506,6 +507,9 @@ static void reap(void)
 
         g->alive--;
         pt_stats_slot_retire((int) (p - procs));
+        for (unsigned i = 0; i < pt_nmodules; i++)
+            if (pt_modules[i]->worker_gone)
+                pt_modules[i]->worker_gone(&g->cycle, (int) (p - procs));
 
         if (expected) {
             slot_free(p);
@@ -957,6 +961,9 @@ static int run_timers(void)
             next = pt_min(next, g->kill_at);
         }
     }
+    int tick = pt_tls_master_tick(gens ? gens->cycle.conf : NULL);   /* ticket keys */
+    if (tick >= 0)
+        next = pt_min(next, now + (uint64_t) tick);
     if (check_pid && check_deadline <= now)
         check_kill(true);               /* which may start the next check */
     if (check_pid)

@@ -8,6 +8,7 @@
 #include "portico/event.h"
 #include "portico/log.h"
 #include "portico/pool.h"
+#include "portico/tls.h"
 #include "portico/upstream.h"
 #include "portico/xprt.h"
 
@@ -206,9 +207,22 @@ pt_upconn *pt_upstream_connect(const pt_upstream *up, unsigned server, pt_upconn
     return uc;
 }
 
-int pt_upconn_connected(pt_upconn *uc)
+int pt_upconn_connected(pt_upconn *uc, const char **why)
 {
-    return pt_xprt_connect_result(&uc->x);
+    int rc = pt_xprt_connect_result(&uc->x);
+    if (rc != PT_OK || uc->up->tls == NULL)
+        return rc;
+    /* to a TLS origin, connecting includes the handshake (and its connect timeout) */
+    if (uc->x.ops != &pt_xprt_tls
+        && pt_xprt_tls_connect(&uc->x, uc->up->tls, uc->server->index) != PT_OK) {
+        *why = "no memory for a TLS session";
+        errno = ENOMEM;
+        return PT_ERROR;
+    }
+    rc = pt_xprt_tls_handshake(&uc->x, why);
+    if (rc == PT_ERROR)
+        errno = 0;                      /* *why says it all */
+    return rc;
 }
 
 void pt_upconn_set_timer(pt_upconn *uc, uint32_t ms)
@@ -254,15 +268,20 @@ static bool idle_conn_dirty(pt_upconn *uc)
 }
 
 /* An idle pooled connection: input means the origin closed it or misbehaves. A bare
- * EPOLLOUT only says the send buffer drained (late ACKs of a large request): keep it. */
+ * EPOLLOUT only says the send buffer drained (late ACKs of a large request): keep it.
+ * Input that is no data (a TLS session ticket or key update, which the transport's probe
+ * takes in) keeps it too. */
 static void idle_event(pt_upconn *uc, uint32_t events)
 {
     if (events != 0 && !(events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)))
         return;
-    if (events == 0)
+    if (events == 0) {
         pt_log(PT_LOG_DEBUG, "closing idle connection to %s", uc->server->addr_text);
-    else if (events & EPOLLIN)
-        idle_conn_dirty(uc);            /* says so when they are bytes, not a close */
+    } else if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) == EPOLLIN
+               && !idle_conn_dirty(uc)) {
+        uc->x.readable = false;
+        return;
+    }
     pt_upconn_close(uc);
 }
 

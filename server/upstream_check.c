@@ -328,13 +328,17 @@ static const pt_upx_handler probe_handler = {
 static void tcp_event(pt_upconn *uc, uint32_t events)
 {
     probe *pb = uc->owner;
-    int rc = pt_upconn_connected(uc);
+    const char *tls_why = NULL;
+    int rc = pt_upconn_connected(uc, &tls_why);   /* a TLS group's handshake included */
     if (rc == PT_AGAIN)
         return;
     if (rc == PT_ERROR) {
-        char why[160];
+        char why[320];
         int e = errno;
-        snprintf(why, sizeof(why), "connect() failed (%d: %s)", e, strerror(e));
+        if (tls_why)
+            snprintf(why, sizeof(why), "TLS handshake failed: %s", tls_why);
+        else
+            snprintf(why, sizeof(why), "connect() failed (%d: %s)", e, strerror(e));
         probe_end(pb, false, 0, why);
         return;
     }

@@ -9,6 +9,7 @@
 #include "portico/log.h"
 #include "portico/pool.h"
 #include "portico/shm.h"
+#include "portico/tls.h"
 #include "portico/upstream.h"
 
 /* The balancing policies (server/balance_*.c). */
@@ -162,6 +163,7 @@ static const pt_conf_key upstream_keys[] = {
     { "queue_timeout_ms", 0, pt_conf_set_uint32, offsetof(pt_upstream, queue_timeout_ms),
       0, 86400000, NULL },
     { "health", 0, pt_health_conf_set, 0, 0, 0, NULL },
+    { "tls", 0, pt_tls_client_conf_set, offsetof(pt_upstream, tls), 0, 0, NULL },
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
 

@@ -20,6 +20,7 @@
 #include "portico/log.h"
 #include "portico/pool.h"
 #include "portico/str.h"
+#include "portico/tls.h"
 #include "portico/upstream.h"
 #include "portico/xprt.h"
 
@@ -309,15 +310,29 @@ static void start_exchange(pt_upx *x)
         read_head(x);
 }
 
-/* A connect that failed (refused, unreachable, timed out): next server or give up. */
-static void connect_failed(pt_upx *x, int err, bool timeout)
+/* A connect that failed (refused, unreachable, timed out, a TLS handshake refused):
+ * next server or give up. */
+static void connect_failed(pt_upx *x, int err, bool timeout, const char *tls_why)
 {
-    pt_upx_log(x, PT_LOG_ERR, err, timeout ? "connect() timed out" : "connect() failed");
+    /* TLS failures carry their own reason; errno means nothing for them */
+    char what[320];
+    bool tls = true;
+    if (tls_why)
+        snprintf(what, sizeof(what), "TLS handshake failed: %s", tls_why);
+    else if (timeout && x->uc && pt_xprt_tls_handshaking(&x->uc->x))
+        snprintf(what, sizeof(what), "TLS handshake timed out");
+    else
+        tls = false;
+    if (!tls)
+        snprintf(what, sizeof(what), "%s", timeout ? "connect() timed out" : "connect() failed");
+    pt_upx_log(x, PT_LOG_ERR, tls ? 0 : err, what);
     x->last_timeout = timeout;
-    char what[160];
-    snprintf(what, sizeof(what), "%s (%d: %s)", timeout ? "connect() timed out" : "connect() failed",
-             err, strerror(err));
-    report(x, timeout ? PT_UP_TIMEOUT : PT_UP_CONNECT_FAILED, 0, what);
+    char why[400];
+    if (tls)
+        snprintf(why, sizeof(why), "%s", what);
+    else
+        snprintf(why, sizeof(why), "%s (%d: %s)", what, err, strerror(err));
+    report(x, timeout ? PT_UP_TIMEOUT : PT_UP_CONNECT_FAILED, 0, why);
     attempt_end(x);
     if (x->uc) {
         pt_upconn_close(x->uc);
@@ -325,10 +340,26 @@ static void connect_failed(pt_upx *x, int err, bool timeout)
     }
     if (x->pinned || x->connects > x->up->retries) {
         give_up(x, timeout ? 504 : 502,
-                timeout ? "upstream connect timed out" : "upstream connect failed");
+                tls_why ? "upstream TLS handshake failed"
+                        : timeout ? "upstream connect timed out" : "upstream connect failed");
         return;
     }
     connect_next(x);
+}
+
+/* The connect's events: once the connection is up (to a TLS origin: its handshake done
+ * too), the request goes out. */
+static void connecting(pt_upx *x)
+{
+    const char *why = NULL;
+    int rc = pt_upconn_connected(x->uc, &why);
+    if (rc == PT_AGAIN)
+        return;
+    if (rc == PT_ERROR) {
+        connect_failed(x, errno, false, why);
+        return;
+    }
+    start_exchange(x);
 }
 
 static void connect_server(pt_upx *x, unsigned s, bool fresh)
@@ -351,15 +382,13 @@ static void connect_server(pt_upx *x, unsigned s, bool fresh)
     x->state = PT_UPX_CONNECT;
     uc = pt_upstream_connect(x->up, s, upx_event, x);
     if (uc == NULL) {
-        connect_failed(x, errno, false);
+        connect_failed(x, errno, false, NULL);
         return;
     }
     x->uc = uc;
-    if (uc->x.connected) {
-        start_exchange(x);
-        return;
-    }
     arm(x);
+    if (uc->x.connected)
+        connecting(x);
 }
 
 /* The next server: the policy's pick (counted in its load), or the pinned one. */
@@ -899,7 +928,7 @@ static void upx_event(pt_upconn *uc, uint32_t events)
     if (events == 0) {
         switch (x->state) {
         case PT_UPX_CONNECT:
-            connect_failed(x, ETIMEDOUT, true);
+            connect_failed(x, ETIMEDOUT, true, NULL);
             return;
         case PT_UPX_EXCHANGE:
             fail(x, 504, 0, x->uq_pending ? "timed out sending the request"
@@ -919,17 +948,9 @@ static void upx_event(pt_upconn *uc, uint32_t events)
     }
 
     switch (x->state) {
-    case PT_UPX_CONNECT: {
-        int rc = pt_upconn_connected(uc);
-        if (rc == PT_AGAIN)
-            return;
-        if (rc == PT_ERROR) {
-            connect_failed(x, errno, false);
-            return;
-        }
-        start_exchange(x);
+    case PT_UPX_CONNECT:
+        connecting(x);
         return;
-    }
     case PT_UPX_EXCHANGE:
         if (uc->x.writable && x->uq_pending) {
             if (upx_send(x) == PT_ERROR || x->state != PT_UPX_EXCHANGE)

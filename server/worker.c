@@ -29,6 +29,11 @@
 #include "http_core.h"
 
 #define PT_ACCEPT_BATCH 64
+/* A TLS connection brings a full handshake (a signature: a millisecond or more), so a
+ * TLS listener admits few at a time: the listening socket is level-triggered, the rest
+ * are taken on the next turns of the loop, and requests on connections already
+ * established are not held behind a burst of handshakes. */
+#define PT_ACCEPT_BATCH_TLS 4
 
 pt_conf *pt_wconf;
 pt_cycle *pt_cycle_cur;
@@ -91,7 +96,8 @@ void pt_worker_conn_closed(pt_conn *c)
 static void accept_event(pt_io *io, uint32_t events)
 {
     pt_listener *l = io->data;
-    for (int i = 0; i < PT_ACCEPT_BATCH && accepting; i++) {
+    int batch = l->conf->tls ? PT_ACCEPT_BATCH_TLS : PT_ACCEPT_BATCH;
+    for (int i = 0; i < batch && accepting; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof(ss);
         int fd = pt_xprt_tcp_accept(io->fd, &ss, &len);

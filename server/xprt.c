@@ -24,10 +24,20 @@ void pt_xprt_events(pt_xprt *x, uint32_t events)
         x->readable = x->writable = true;   /* let the next I/O call see the error */
         x->eof = true;
     }
-    if (events & (EPOLLIN | EPOLLRDHUP))
+    if (events & (EPOLLIN | EPOLLRDHUP)) {
         x->readable = true;
-    if (events & EPOLLOUT)
+        if (x->write_wants_read) {
+            x->write_wants_read = false;
+            x->writable = true;
+        }
+    }
+    if (events & EPOLLOUT) {
         x->writable = true;
+        if (x->read_wants_write) {
+            x->read_wants_write = false;
+            x->readable = true;
+        }
+    }
 }
 
 /* ---- pipes ---- */

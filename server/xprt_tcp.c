@@ -138,6 +138,7 @@ void pt_xprt_tcp_init(pt_xprt *x, int fd)
     x->ops = &pt_xprt_tcp;
     x->ctx = NULL;
     x->readable = x->writable = x->eof = false;
+    x->read_wants_write = x->write_wants_read = false;
     x->connected = true;
 }
 

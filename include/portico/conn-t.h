@@ -93,6 +93,10 @@ struct pt_conn {
     bool                  draining;      /* graceful stop: no new requests */
     bool                  in_owned;      /* `in` grew past the standard size: free it */
     bool                  closed;
+    bool                  plain_on_tls;  /* plain HTTP came to a TLS listener: the
+                                          * session answers its request with a 400 */
+    uint32_t              accepted_by;   /* modules whose accept hook took the connection
+                                          * (bit by module index): told when it closes */
     pt_buf                in;            /* NULL start: not allocated (idle) */
     pt_out                out;
     pt_timer              timer;         /* the one deadline this connection waits for */

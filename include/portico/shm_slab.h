@@ -50,6 +50,9 @@ void  pt_shm_slab_repair(pt_shm_slab *s);
  * freed. O(pages + slots in use). */
 uint64_t pt_shm_slab_sweep_locked(pt_shm_slab *s, bool (*keep)(void *arg, void *slot),
                                   void *arg);
+/* Under the lock: frees every slot at once (all pages free, counters consistent), for a
+ * module that starts its structures over rather than repairing them. */
+void  pt_shm_slab_clear_locked(pt_shm_slab *s);
 
 /* Full consistency check (lists, bitmaps, counts, journal), for tests and debug builds;
  * under the lock or with no other user. PT_OK, or PT_ERROR with the first problem in err

@@ -17,8 +17,8 @@
 #include "portico/h1-t.h"
 #include "portico/pool-t.h"
 #include "portico/str-t.h"
+#include "portico/var-t.h"
 #include "portico/timer-t.h"
-#include "portico/vars-t.h"
 #include "portico/xprt-t.h"
 
 #define PT_UPSTREAM_MAX_SERVERS 1024  /* per group */
@@ -192,6 +192,12 @@ typedef struct pt_health_conf {
     int         line;
 } pt_health_conf;
 
+/* balance = "hash": its key, text with request variables ("$host$uri"; var-t.h). */
+typedef struct pt_hash_key {
+    const char  *text;          /* as written; NULL: no hash_key */
+    pt_var       var;
+} pt_hash_key;
+
 struct pt_upstream {
     unsigned            index;
     const char         *name;
@@ -213,8 +219,9 @@ struct pt_upstream {
     uint64_t            fail_status[10];    /* fail_on_status: bit per status 0..639 */
     bool                has_backup;
     pt_health_conf      health;
-    pt_vars             hash_key;           /* balance = "hash": request variables */
+    pt_hash_key         hash_key;           /* balance = "hash" */
     uint64_t           *state_gen;          /* in the shared zone (pt_upstreams_zone) */
+    struct pt_tls_client *tls;              /* NULL: plain TCP to the servers (tls-t.h) */
 };
 
 typedef struct pt_upstream_list {

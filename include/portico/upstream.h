@@ -78,7 +78,9 @@ pt_upconn *pt_upstream_pool_get(const pt_upstream *up, unsigned server);
  * EPOLLOUT when the connect completes (check pt_upconn_connected) or fails. */
 pt_upconn *pt_upstream_connect(const pt_upstream *up, unsigned server, pt_upconn_fn fn,
                                void *owner);
-int  pt_upconn_connected(pt_upconn *uc);    /* PT_OK, PT_AGAIN, or PT_ERROR with errno */
+/* PT_OK (connected, and for a TLS upstream its handshake done), PT_AGAIN, or PT_ERROR
+ * with errno, or errno 0 and *why (a TLS handshake that failed). */
+int  pt_upconn_connected(pt_upconn *uc, const char **why);
 /* Gives the connection back: pooled when reuse is true and the pool has room. */
 void pt_upconn_release(pt_upconn *uc, bool reuse);
 void pt_upconn_close(pt_upconn *uc);

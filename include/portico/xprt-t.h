@@ -21,9 +21,13 @@ typedef struct pt_xprt pt_xprt;
 
 /* Return values of the I/O ops: > 0 bytes, 0 end of stream (recv), PT_AGAIN (would block:
  * readable/writable was cleared and an event will come), PT_ERROR (errno says why; the
- * connection is dead: eof is set). */
+ * connection is dead: eof is set).
+ *
+ * writev: after PT_AGAIN or a short write, the next call must begin with the bytes not
+ * taken (a stream's natural order; TLS has already encrypted some of them and sends them
+ * from its own buffer, so the caller may move them but not change or drop them). */
 typedef struct pt_xprt_ops {
-    const char *name;                   /* "tcp" */
+    const char *name;                   /* "tcp", "tls" */
     const char *scheme;                 /* what a request over it is: "http" or "https" */
     ssize_t   (*recv)(pt_xprt *x, void *buf, size_t len);
     ssize_t   (*writev)(pt_xprt *x, const struct iovec *iov, int n);
@@ -47,6 +51,11 @@ struct pt_xprt {
     bool               writable;        /* a write may take bytes */
     bool               eof;             /* the peer closed, or the connection failed */
     bool               connected;       /* outgoing: the connect completed */
+    /* A read that needs the socket writable first, or a write that needs it readable
+     * (TLS: a key update or alert to send while reading): the event that unblocks one
+     * direction makes the other ready again (pt_xprt_events). */
+    bool               read_wants_write;
+    bool               write_wants_read;
 };
 
 #endif

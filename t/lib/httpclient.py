@@ -13,6 +13,7 @@ fields): a malformed response from portico raises ProtocolError, which fails the
 import re
 import select
 import socket
+import ssl
 import time
 
 DEFAULT_TIMEOUT = 5.0
@@ -126,7 +127,9 @@ def _decode(b):
 
 class Client:
     def __init__(self, port, host="127.0.0.1", timeout=DEFAULT_TIMEOUT, rcvbuf=None,
-                 close_wait=1.0, family=None):
+                 close_wait=1.0, family=None, tls=None, sni=None, session=None):
+        """tls: an ssl.SSLContext: the connection does a TLS handshake (sending sni, and
+        resuming session if given) before anything else; ssl.SSLError if it fails."""
         self.host, self.port, self.timeout = host, port, timeout
         self.close_wait = close_wait
         self.buf = bytearray()
@@ -143,6 +146,8 @@ class Client:
         self.sock.settimeout(timeout)
         try:
             self.sock.connect((host, port))
+            if tls is not None:
+                self.sock = tls.wrap_socket(self.sock, server_hostname=sni, session=session)
         except BaseException:
             self.sock.close()
             raise
@@ -177,7 +182,7 @@ class Client:
             self.sock.settimeout(self.timeout)
             self.sock.sendall(data)
             return True
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.send_failed = True
             return False
 
@@ -214,6 +219,8 @@ class Client:
     def readable(self, timeout):
         if self.buf or self.eof:
             return True
+        if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
+            return True
         r, _, _ = select.select([self.sock], [], [], timeout)
         return bool(r)
 
@@ -230,7 +237,8 @@ class Client:
         except socket.timeout:
             raise ResponseTimeout("timed out after %.1fs waiting for data" % self.timeout,
                                   self.buf)
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLError):
+            # a TLS alert or a broken record is the end of this connection too
             self.eof = True
             self.reset = True
             return False
@@ -457,7 +465,8 @@ REASONS = {
     400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
     405: "Method Not Allowed", 408: "Request Timeout", 411: "Length Required",
     413: "Content Too Large", 414: "URI Too Long", 417: "Expectation Failed",
-    431: "Request Header Fields Too Large",
+    406: "Not Acceptable", 409: "Conflict", 410: "Gone", 429: "Too Many Requests",
+    431: "Request Header Fields Too Large", 451: "Unavailable For Legal Reasons",
     500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
     503: "Service Unavailable", 504: "Gateway Timeout", 505: "HTTP Version Not Supported",
 }

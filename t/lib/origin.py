@@ -239,8 +239,20 @@ def response_bytes(status=200, headers=(), body=b"", reason=None, chunked=False,
 
 class Origin:
     def __init__(self, handler, store_body=True, keepalive=True, host="127.0.0.1",
-                 start=True, name="origin", raw=False, backlog=128):
+                 start=True, name="origin", raw=False, backlog=128, tls=None):
+        """tls: an ssl.SSLContext (server side): each connection does a TLS handshake
+        first; a failed one is counted in tls_failures (its reason in errors)."""
         self.handler = handler
+        self.tls = tls
+        self.tls_failures = 0
+        self.tls_sni = []          # the server name each handshake asked for (or None)
+        self.tls_versions = []
+        self.tls_resumed = []
+        if tls is not None:
+            def record_sni(sock, name, ctx):
+                with self.lock:
+                    self.tls_sni.append(name)
+            tls.sni_callback = record_sni
         self.raw = raw
         self.store_body = store_body
         self.keepalive = keepalive
@@ -302,6 +314,17 @@ class Origin:
 
     def _serve(self, c):
         try:
+            if self.tls is not None:
+                try:
+                    c.sock = self.tls.wrap_socket(c.sock, server_side=True)
+                except (OSError, ValueError) as e:
+                    with self.lock:
+                        self.tls_failures += 1
+                        self.errors.append("conn %d: TLS handshake: %s" % (c.index, e))
+                    return
+                with self.lock:
+                    self.tls_versions.append(c.sock.version())
+                    self.tls_resumed.append(c.sock.session_reused)
             if self.raw:
                 try:
                     self.handler(self, c)

@@ -57,6 +57,8 @@ def upstream(name, servers, **opts):
 def _val(v):
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, str) and v[:1] in "([{":
+        return v                        # a group, list or array, as written
     if isinstance(v, str):
         return '"%s"' % v
     return str(v)
