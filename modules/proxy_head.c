@@ -6,6 +6,7 @@
 #include "portico/log.h"
 #include "portico/pool.h"
 #include "portico/str.h"
+#include "portico/proxy.h"
 #include "proxy.h"
 
 /* Fields a Connection header may not strip: framing and identity of the request. */
@@ -222,6 +223,20 @@ static bool response_field_dropped(pt_str n)
     }
 }
 
+/* Does the origin's field hs[i] reach the client on this route? */
+static bool response_field_passed(const proxy_route_conf *rc, const pt_header *hs, uint32_t nh,
+                                  uint32_t i)
+{
+    pt_str n = hs[i].name;
+    if (response_field_dropped(n) || pt_h1_connection_lists(hs, nh, n)
+        || in_header_list(&rc->set_response, n))
+        return false;
+    for (unsigned j = 0; j < rc->hide_response.n; j++)
+        if (pt_str_caseeq(rc->hide_response.s[j], n))
+            return false;
+    return true;
+}
+
 /* The origin's fields as the client gets them. Strings point into the origin
  * connection's buffer: the head is serialised (pt_http_send_header) before it is reused. */
 int proxy_copy_response_headers(proxy_ctx *px)
@@ -231,19 +246,10 @@ int proxy_copy_response_headers(proxy_ctx *px)
     const pt_header *hs = px->x.resp.headers;
     uint32_t nh = px->x.resp.nheaders;
 
-    for (uint32_t i = 0; i < nh; i++) {
-        pt_str n = hs[i].name;
-        if (response_field_dropped(n) || pt_h1_connection_lists(hs, nh, n)
-            || in_header_list(&rc->set_response, n))
-            continue;
-        bool hidden = false;
-        for (unsigned j = 0; j < rc->hide_response.n && !hidden; j++)
-            hidden = pt_str_caseeq(rc->hide_response.s[j], n);
-        if (hidden)
-            continue;
-        if (pt_http_add_header(r, n, hs[i].value) != PT_OK)
+    for (uint32_t i = 0; i < nh; i++)
+        if (response_field_passed(rc, hs, nh, i)
+            && pt_http_add_header(r, hs[i].name, hs[i].value) != PT_OK)
             return PT_ERROR;
-    }
     for (unsigned i = 0; i < rc->set_response.n; i++) {
         if (rc->set_response.h[i].value.len == 0)
             continue;
@@ -256,5 +262,67 @@ int proxy_copy_response_headers(proxy_ctx *px)
             || (u && pt_http_add_header(r, PT_STR("Upgrade"), u->value) != PT_OK))
             return PT_ERROR;
     }
+    return PT_OK;
+}
+
+/* ------------------------------------------------------------------ no client */
+
+const pt_upstream *pt_proxy_route_upstream(const pt_route *rt)
+{
+    const proxy_route_conf *rc = rt ? pt_route_conf(rt, pt_proxy_module) : NULL;
+    return rc && rt->content == &pt_proxy_module ? rc->up : NULL;
+}
+
+int pt_proxy_detached_request(const pt_route *rt, pt_pool *pool, pt_upx_req *q, pt_str method,
+                              pt_str target, pt_str authority, const pt_header *hs,
+                              uint32_t nh)
+{
+    const proxy_route_conf *rc = pt_route_conf(rt, pt_proxy_module);
+    if (rc == NULL || rc->up == NULL)
+        return PT_ERROR;
+    pt_header *out = pt_palloc(pool, (nh + rc->set_request.n + 1) * sizeof(pt_header));
+    if (out == NULL)
+        return PT_ERROR;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < nh; i++) {
+        pt_str nm = hs[i].name;
+        if (request_field_dropped(nm) || in_header_list(&rc->set_request, nm)
+            || pt_h1_connection_lists(hs, nh, nm))
+            continue;
+        out[n++] = hs[i];
+    }
+    const pt_header *set_host = header_list_find(&rc->set_request, PT_STR("Host"));
+    for (unsigned i = 0; i < rc->set_request.n; i++) {
+        if (rc->set_request.h[i].value.len == 0 || &rc->set_request.h[i] == set_host)
+            continue;
+        out[n++] = rc->set_request.h[i];
+    }
+    memset(q, 0, sizeof(*q));
+    q->method = method;
+    q->method_id = pt_h1_method_id(method);
+    q->target = target;
+    q->host = set_host ? set_host->value : rc->preserve_host ? authority : PT_STR_NULL;
+    q->headers = out;
+    q->nheaders = n;
+    q->body_length = PT_UPX_NO_BODY;
+    return PT_OK;
+}
+
+int pt_proxy_response_fields(const pt_route *rt, pt_pool *pool, const pt_header *hs,
+                             uint32_t nh, pt_header **out, uint32_t *nout)
+{
+    const proxy_route_conf *rc = pt_route_conf(rt, pt_proxy_module);
+    pt_header *o = pt_palloc(pool, (nh + rc->set_response.n + 1) * sizeof(pt_header));
+    if (o == NULL)
+        return PT_ERROR;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < nh; i++)
+        if (response_field_passed(rc, hs, nh, i))
+            o[n++] = hs[i];
+    for (unsigned i = 0; i < rc->set_response.n; i++)
+        if (rc->set_response.h[i].value.len)
+            o[n++] = rc->set_response.h[i];
+    *out = o;
+    *nout = n;
     return PT_OK;
 }

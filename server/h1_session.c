@@ -529,6 +529,16 @@ static void h1_event(pt_conn *c, uint32_t events)
         if (f == PT_OK) {
             pt_conn_set_timer(c, 0);
             if (r->finalized) {
+                /* The handler is done, but a body filter may still owe output (a response
+                 * sent whole with pt_http_respond, or an error page, through a filter that
+                 * transforms it): it goes on before the request is wound up. */
+                if (r->header_sent && !r->resp_body_done && !r->aborted
+                    && pt_http_filters_active(r)) {
+                    pt_http_writable(r);
+                    if (s->state != H1_ACTIVE || s->req != r || c->closed || r->aborted
+                        || c->out.pending)
+                        return;
+                }
                 pt_defer_add(pt_loop_cur, &s->step);
                 return;
             }

@@ -193,6 +193,12 @@ int pt_http_filter_on(pt_request *r, const pt_module *m)
     return PT_OK;
 }
 
+void pt_http_filter_off(pt_request *r, const pt_module *m)
+{
+    if (m->index < 64)
+        r->filters &= ~(1ull << m->index);
+}
+
 bool pt_http_filters_active(const pt_request *r)
 {
     return (r->filters & all_bfilters) != 0;

@@ -6,6 +6,7 @@ extern pt_module pt_return_module;
 extern pt_module pt_access_log_module;
 extern pt_module pt_admin_module;
 extern pt_module pt_proxy_module;
+extern pt_module pt_cache_module;
 extern pt_module pt_client_cert_module;
 extern pt_module pt_acl_module;
 extern pt_module pt_rules_module;
@@ -27,6 +28,7 @@ pt_module *const pt_modules[] = {
     &pt_client_cert_module,
     &pt_proxy_module,
     &pt_admin_module,
+    &pt_cache_module,
 #ifdef PT_TEST_MODULES
     &pt_test_module,
 #endif

@@ -6,8 +6,11 @@
 #include "portico/core.h"       /* first: config.h defines _GNU_SOURCE */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,6 +36,7 @@ struct shm_mapping {
     void        *addr;
     size_t       len;       /* size rounded up to pages */
     unsigned     refs;
+    int          fd;        /* a file's (holding its flock), -1: anonymous */
 };
 
 static shm_mapping *mappings;
@@ -54,6 +58,8 @@ static void mapping_drop(shm_mapping *m)
         }
     }
     munmap(m->addr, m->len);
+    if (m->fd >= 0)
+        close(m->fd);
     free(m);
 }
 
@@ -67,7 +73,7 @@ pt_shm_zone *pt_shm_find(pt_conf *conf, const char *name)
     return NULL;
 }
 
-pt_shm_zone *pt_shm_declare(pt_conf_ctx *cx, const char *name, size_t size,
+static pt_shm_zone *declare(pt_conf_ctx *cx, const char *name, size_t size, const char *path,
                             pt_shm_init_fn init, void *data)
 {
     pt_conf *conf = cx->conf;
@@ -89,6 +95,11 @@ pt_shm_zone *pt_shm_declare(pt_conf_ctx *cx, const char *name, size_t size,
                           "and again with size %zu", name, z->size, size);
             return NULL;
         }
+        if ((z->path == NULL) != (path == NULL) || (path && strcmp(z->path, path) != 0)) {
+            pt_conf_error(cx, NULL, "shared memory zone \"%s\" is declared with two backing "
+                          "files", name);
+            return NULL;
+        }
         return z;
     }
 
@@ -99,11 +110,90 @@ pt_shm_zone *pt_shm_declare(pt_conf_ctx *cx, const char *name, size_t size,
     }
     memcpy(z->name, name, strlen(name) + 1);
     z->size = size;
+    z->path = path ? pt_pstrndup(cx->pool, path, strlen(path)) : NULL;
+    if (path && z->path == NULL) {
+        pt_conf_error(cx, NULL, "out of memory declaring shared memory zone \"%s\"", name);
+        return NULL;
+    }
     z->init = init;
     z->data = data;
     z->next = conf->shm_zones;
     conf->shm_zones = z;
     return z;
+}
+
+pt_shm_zone *pt_shm_declare(pt_conf_ctx *cx, const char *name, size_t size,
+                            pt_shm_init_fn init, void *data)
+{
+    return declare(cx, name, size, NULL, init, data);
+}
+
+pt_shm_zone *pt_shm_declare_file(pt_conf_ctx *cx, const char *name, size_t size,
+                                 const char *path, pt_shm_init_fn init, void *data)
+{
+    if (path == NULL || path[0] == '\0') {
+        pt_conf_error(cx, NULL, "shared memory zone \"%s\": empty file name", name);
+        return NULL;
+    }
+    return declare(cx, name, size, path, init, data);
+}
+
+/* Opens, locks and sizes the backing file of z (len bytes). Returns the descriptor, -1
+ * when the file is held by another process (z->file_busy: use memory), or -2 on an error
+ * (logged). z->persisted: the file had the right size already. */
+static int open_backing(pt_shm_zone *z, size_t len)
+{
+    int fd = open(z->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        pt_log_errno(PT_LOG_EMERG, errno, "shared memory zone \"%s\": cannot open its file "
+                     "\"%s\"", z->name, z->path);
+        return -2;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int err = errno;
+        close(fd);
+        if (err == EWOULDBLOCK) {
+            pt_log(PT_LOG_WARN, "shared memory zone \"%s\": its file \"%s\" is in use by "
+                   "another process (an old master during a binary upgrade, or this zone at "
+                   "another size until the reload's old workers are gone): kept in memory "
+                   "only, not persisted, until the next restart", z->name, z->path);
+            z->file_busy = true;
+            return -1;
+        }
+        pt_log_errno(PT_LOG_EMERG, err, "shared memory zone \"%s\": flock() on \"%s\" "
+                     "failed", z->name, z->path);
+        return -2;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        pt_log(PT_LOG_EMERG, "shared memory zone \"%s\": \"%s\" is not a regular file",
+               z->name, z->path);
+        close(fd);
+        return -2;
+    }
+    z->persisted = (uint64_t) st.st_size == len;
+    if (!z->persisted) {
+        if (st.st_size != 0)
+            pt_log(PT_LOG_WARN, "shared memory zone \"%s\": its file \"%s\" has %lld bytes, "
+                   "not %zu: discarded", z->name, z->path, (long long) st.st_size, len);
+        /* emptied first: nothing of the old contents may be read as the new layout */
+        if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t) len) < 0) {
+            pt_log_errno(PT_LOG_EMERG, errno, "shared memory zone \"%s\": cannot size \"%s\"",
+                         z->name, z->path);
+            close(fd);
+            return -2;
+        }
+    }
+    /* Every block reserved now: a write to a hole of the mapping on a full disk would
+     * kill the writer with SIGBUS. */
+    int rc = posix_fallocate(fd, 0, (off_t) len);
+    if (rc != 0 && rc != EOPNOTSUPP && rc != EINVAL) {
+        pt_log_errno(PT_LOG_EMERG, rc, "shared memory zone \"%s\": cannot reserve %zu bytes "
+                     "for \"%s\"", z->name, len, z->path);
+        close(fd);
+        return -2;
+    }
+    return fd;
 }
 
 int pt_shm_map(pt_conf *conf, pt_conf *old)
@@ -114,12 +204,17 @@ int pt_shm_map(pt_conf *conf, pt_conf *old)
 
     for (pt_shm_zone *z = conf->shm_zones; z; z = z->next) {
         pt_shm_zone *oz = pt_shm_find(old, z->name);
-        shm_mapping *m = (oz && oz->addr && oz->size == z->size) ? mapping_find(oz->addr)
-                                                                 : NULL;
+        bool same_file = oz && (oz->path == NULL) == (z->path == NULL)
+                         && (z->path == NULL || (strcmp(oz->path, z->path) == 0
+                                                 && oz->file_busy == false));
+        shm_mapping *m = (oz && oz->addr && oz->size == z->size && same_file)
+                         ? mapping_find(oz->addr) : NULL;
         if (m) {
             m->refs++;
             z->addr = m->addr;
             z->reused = true;
+            z->persisted = false;
+            z->file_busy = oz->file_busy;
         } else {
             if (z->size > SIZE_MAX - (size_t) page) {
                 pt_log(PT_LOG_EMERG, "shared memory zone \"%s\": size %zu is too large",
@@ -127,18 +222,26 @@ int pt_shm_map(pt_conf *conf, pt_conf *old)
                 return PT_ERROR;
             }
             size_t len = (z->size + (size_t) page - 1) & ~((size_t) page - 1);
+            int fd = -1;
+            z->persisted = z->file_busy = false;
+            if (z->path && (fd = open_backing(z, len)) == -2)
+                return PT_ERROR;
             m = malloc(sizeof(*m));
             void *addr = m ? mmap(NULL, len, PROT_READ | PROT_WRITE,
-                                  MAP_SHARED | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
+                                  fd >= 0 ? MAP_SHARED : MAP_SHARED | MAP_ANONYMOUS, fd, 0)
+                           : MAP_FAILED;
             if (addr == MAP_FAILED) {
                 pt_log_errno(PT_LOG_EMERG, m ? errno : ENOMEM,
                              "mmap() of shared memory zone \"%s\" (%zu bytes) failed",
                              z->name, len);
                 free(m);
+                if (fd >= 0)
+                    close(fd);
                 return PT_ERROR;
             }
             m->addr = addr;
             m->len = len;
+            m->fd = fd;
             m->refs = 1;
             m->next = mappings;
             mappings = m;

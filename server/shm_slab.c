@@ -460,6 +460,34 @@ int pt_shm_slab_free(pt_shm_slab *s, void *p)
 }
 
 
+uint64_t pt_shm_slab_sweep_locked(pt_shm_slab *s, bool (*keep)(void *arg, void *slot),
+                                  void *arg)
+{
+    uint64_t freed = 0;
+    for (uint32_t i = 0; i < s->npages; i++) {
+        slab_page *pg = page_at(s, i);
+        if (pg->cls >= PT_SHM_SLAB_CLASSES)
+            continue;
+        const pt_shm_slab_class *k = &s->cls[pg->cls];
+        unsigned slots = k->slots, size = k->size;
+        for (unsigned slot = 0; slot < slots; slot++) {
+            if (!(pg->map[slot / 64] & (1ULL << (slot % 64))))
+                continue;
+            void *p = page_data(s, i) + (size_t) slot * size;
+            if (keep(arg, p))
+                continue;
+            /* the page may leave the class when its last slot goes: stop with it */
+            bool last = pg->used == 1;
+            if (pt_shm_slab_free_locked(s, p) == PT_OK)
+                freed++;
+            if (last)
+                break;
+        }
+    }
+    return freed;
+}
+
+
 /* Consistency check --------------------------------------------------------------------- */
 
 static int check_fail(char *err, size_t len, const char *fmt, ...) PT_PRINTF(3, 4);

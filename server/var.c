@@ -20,6 +20,7 @@ static const struct {
     { "remote_addr", PT_VAR_REMOTE_ADDR, false, false },
     { "listener", PT_VAR_LISTENER, false, false },
     { "host", PT_VAR_HOST, true, false },
+    { "scheme", PT_VAR_SCHEME, true, false },
     { "method", PT_VAR_METHOD, true, false },
     { "uri", PT_VAR_URI, true, false },
     { "request_uri", PT_VAR_REQUEST_URI, true, false },
@@ -36,8 +37,7 @@ static const struct {
     { "time_iso8601", PT_VAR_TIME_ISO8601, true, true },
     { "time_local", PT_VAR_TIME_LOCAL, true, true },
     { "server_protocol", PT_VAR_SERVER_PROTOCOL, true, true },
-    { "scheme", PT_VAR_SCHEME, true, true },
-    { "cache_status", PT_VAR_CACHE_STATUS, true, true },
+        { "cache_status", PT_VAR_CACHE_STATUS, true, true },
     { "tls_protocol", PT_VAR_TLS_PROTOCOL, true, true },
 };
 
@@ -131,14 +131,14 @@ static int compile(pt_conf_ctx *cx, config_setting_t *s, const char *text, pt_va
                                      (int) name.len, name.data);
             if (k == pt_nelems(vars))
                 return pt_conf_error(cx, s, "\"%s\": unknown variable $%.*s (known: "
-                                     "$remote_addr, $listener, $host, $method, $uri, "
+                                     "$remote_addr, $listener, $host, $scheme, $method, $uri, "
                                      "$request_uri, $args, $http_NAME, $arg_NAME, "
                                      "$cookie_NAME%s)", text, (int) name.len,
                                      name.data, log ? ", $status, $body_bytes_sent, "
                                      "$bytes_sent, $request_time, $request, $request_id, "
                                      "$upstream_addr, $upstream_status, "
                                      "$upstream_response_time, $time_iso8601, $time_local, "
-                                     "$server_protocol, $scheme, $cache_status, "
+                                     "$server_protocol, $cache_status, "
                                      "$tls_protocol" : "");
             *p = (pt_var_part) { vars[k].kind, PT_STR_NULL };
             v->request = v->request || vars[k].request;
@@ -227,8 +227,6 @@ static pt_str log_value(pt_var_kind kind, pt_request *r)
             return PT_STR_NULL;
         n = snprintf(num, sizeof(num), "HTTP/%u.%u", r->head.version / 10, r->head.version % 10);
         break;
-    case PT_VAR_SCHEME:
-        return r->head.scheme;
     case PT_VAR_CACHE_STATUS:
         return r->cache_status ? (pt_str) { strlen(r->cache_status), r->cache_status }
                                : PT_STR_NULL;
@@ -289,6 +287,8 @@ pt_str pt_var_value(const pt_var_part *p, pt_request *r, const pt_conn *c)
     switch (p->kind) {
     case PT_VAR_HOST:
         return r->host;
+    case PT_VAR_SCHEME:
+        return r->head.scheme;
     case PT_VAR_METHOD:
         return r->head.method_name;
     case PT_VAR_URI:

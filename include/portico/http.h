@@ -18,6 +18,9 @@ void pt_http_req_header_del(pt_request *r, pt_str name);
  * that wants them, from a phase or the content handler, before the head is sent), so a
  * response no filter touches keeps the zero-copy path. */
 int  pt_http_filter_on(pt_request *r, const pt_module *m);
+/* And off again, from its own header filter (a response it turns out not to touch), so
+ * that its body filter is not called and the body may still be spliced. */
+void pt_http_filter_off(pt_request *r, const pt_module *m);
 
 /* Response header fields (copied into the request pool). */
 int  pt_http_add_header(pt_request *r, pt_str name, pt_str value);

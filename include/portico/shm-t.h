@@ -12,7 +12,9 @@
 typedef struct pt_shm_zone pt_shm_zone;
 
 /* Called in the master once the zone is mapped; reused = contents survive from the
- * previous generation (validate rather than wipe). */
+ * previous generation (validate rather than wipe). A zone backed by a file (path) that
+ * is not reused has z->persisted set when the file already had the zone's size: its
+ * contents are what an earlier process left, to be validated, never trusted. */
 typedef int (*pt_shm_init_fn)(pt_shm_zone *z, bool reused);
 
 struct pt_shm_zone {
@@ -21,6 +23,9 @@ struct pt_shm_zone {
     size_t          size;
     void           *addr;
     bool            reused;
+    const char     *path;       /* backing file (pt_shm_declare_file), NULL: memory only */
+    bool            persisted;  /* mapped from a file of the right size (not a reload) */
+    bool            file_busy;  /* path was locked by another process: memory only */
     pt_shm_init_fn  init;
     void           *data;       /* the declaring module's */
     unsigned        refs;       /* generations using the mapping (master side) */

@@ -10,6 +10,16 @@
 pt_shm_zone *pt_shm_declare(pt_conf_ctx *cx, const char *name, size_t size,
                             pt_shm_init_fn init, void *data);
 
+/* The same, backed by the file path (created with mode 0600 when missing, its blocks
+ * reserved so that a full disk cannot fault a write later), which keeps the contents
+ * across restarts. A file of another size is emptied and resized (logged). The master
+ * holds an exclusive flock on it while mapped: a file another live process holds (an
+ * old master during a binary upgrade, or the same file at another size during a reload)
+ * is not used, the zone is memory only (z->file_busy, logged). Reused by a reload when
+ * name, size and path match. */
+pt_shm_zone *pt_shm_declare_file(pt_conf_ctx *cx, const char *name, size_t size,
+                                 const char *path, pt_shm_init_fn init, void *data);
+
 /* Master: maps the zones of conf, reusing those of old (may be NULL) with the same name
  * and size; runs each zone's init. */
 int  pt_shm_map(pt_conf *conf, pt_conf *old);

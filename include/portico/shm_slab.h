@@ -43,6 +43,13 @@ int   pt_shm_slab_free_locked(pt_shm_slab *s, void *p);
  * names, then rebuilds every page list and count from the page bitmaps. Idempotent. */
 void  pt_shm_slab_repair(pt_shm_slab *s);
 
+/* Under the lock (or with no other user): calls keep(arg, slot) for every slot handed
+ * out and frees those it says no to. A module's mark and sweep after a death in its own
+ * critical section, or when loading a zone from a file: a slot the dead process had
+ * allocated but not yet linked anywhere is then found and freed. Returns the number
+ * freed. O(pages + slots in use). */
+uint64_t pt_shm_slab_sweep_locked(pt_shm_slab *s, bool (*keep)(void *arg, void *slot),
+                                  void *arg);
 /* Under the lock: frees every slot at once (all pages free, counters consistent), for a
  * module that starts its structures over rather than repairing them. */
 void  pt_shm_slab_clear_locked(pt_shm_slab *s);

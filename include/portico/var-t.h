@@ -12,6 +12,7 @@ typedef enum pt_var_kind {
     PT_VAR_REMOTE_ADDR,        /* the client's address (PROXY protocol's when trusted) */
     PT_VAR_LISTENER,           /* the listener's name, or its address when unnamed */
     PT_VAR_HOST,               /* the request's host, lower-case, no port */
+    PT_VAR_SCHEME,             /* "http" or "https": the client connection's */
     PT_VAR_METHOD,
     PT_VAR_URI,                /* the normalised path (as nginx's $uri) */
     PT_VAR_REQUEST_URI,        /* the request target as sent */
@@ -32,7 +33,6 @@ typedef enum pt_var_kind {
     PT_VAR_TIME_ISO8601,       /* the request's start, local time, ISO 8601 */
     PT_VAR_TIME_LOCAL,         /* the request's start, as the combined format has it */
     PT_VAR_SERVER_PROTOCOL,    /* "HTTP/1.1" */
-    PT_VAR_SCHEME,             /* "http" or "https" */
     PT_VAR_CACHE_STATUS,
     PT_VAR_TLS_PROTOCOL        /* "TLSv1.3"; empty without TLS */
 } pt_var_kind;

@@ -35,7 +35,7 @@ BAD = [
     ("hashkey-rr", up('hash_key = "$uri";'), 5, K + r"hash_key': hash_key is only used with balance = \"hash\"",
      "hash_key without balance = hash"),
     ("hashkey-var", up('balance = "hash"; hash_key = "$host$foo";'), 5,
-     K + r"hash_key': \"\$host\$foo\": unknown variable \$foo \(known: \$remote_addr, \$listener, \$host, "
+     K + r"hash_key': \"\$host\$foo\": unknown variable \$foo \(known: \$remote_addr, \$listener, \$host, \$scheme, "
          r"\$method, \$uri, \$request_uri, \$args, \$http_NAME, \$arg_NAME, \$cookie_NAME\)", "an unknown variable"),
     ("hashkey-const", up('balance = "hash"; hash_key = "static";'), 5,
      K + r"hash_key': \"static\" has no variable: every request would go to the same server", "a constant key"),

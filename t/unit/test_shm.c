@@ -2,9 +2,12 @@
  * process-shared mutex, and the zone allocator, with forked processes where sharing is
  * the point. */
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,7 +24,7 @@ static int zone_init(pt_shm_zone *z, bool reused)
     init_calls++;
     if (reused)
         init_reused++;
-    else
+    else if (!z->persisted)
         memset(z->addr, 0, z->size);
     return PT_OK;
 }
@@ -138,6 +141,98 @@ static void test_zones(void)
     conf_del(c2);
     conf_del(c3);
     conf_del(c4);
+}
+
+/* Zones backed by a file: contents kept across "restarts" (a fresh map of the same file),
+ * a file of another size emptied, a file another holder has locked left alone. */
+static void test_file_zones(void)
+{
+    char dir[] = "/tmp/pt-shm-file-XXXXXX";
+    if (mkdtemp(dir) == NULL) {
+        tap_ok(0, "mkdtemp");
+        return;
+    }
+    char path[256];
+    snprintf(path, sizeof(path), "%s/zone.bin", dir);
+
+    pt_conf_ctx cx1, cx2, cx3, cx4;
+    pt_conf *c1 = conf_new(&cx1, "one.conf");
+    pt_shm_zone *f = pt_shm_declare_file(&cx1, "f", 8192, path, zone_init, NULL);
+    tap_ok(f && f->path && strcmp(f->path, path) == 0, "declare a zone with a file");
+    pt_log_level = -1;
+    tap_ok(pt_shm_declare_file(&cx1, "f", 8192, "/elsewhere", zone_init, NULL) == NULL
+           && strstr(cx1.error, "two backing files"), "same zone, another file: an error");
+    tap_ok(pt_shm_declare_file(&cx1, "g", 8192, "", zone_init, NULL) == NULL,
+           "an empty file name: an error");
+    pt_log_level = PT_LOG_INFO;
+    tap_is_int(pt_shm_map(c1, NULL), PT_OK, "map it");
+    tap_ok(f->addr && !f->reused && !f->persisted && !f->file_busy,
+           "a new file: nothing persisted");
+    struct stat st;
+    tap_ok(stat(path, &st) == 0 && st.st_size == 8192 && (st.st_mode & 0777) == 0600,
+           "the file has the zone's size, mode 0600");
+    strcpy(f->addr, "written before the restart");
+
+    /* the same file mapped again while the first mapping holds it: busy, memory only */
+    pt_conf *c2 = conf_new(&cx2, "two.conf");
+    pt_shm_zone *f2 = pt_shm_declare_file(&cx2, "f", 8192, path, zone_init, NULL);
+    pt_log_level = -1;
+    tap_is_int(pt_shm_map(c2, NULL), PT_OK, "a second holder maps it");
+    pt_log_level = PT_LOG_INFO;
+    tap_ok(f2->file_busy && !f2->persisted && f2->addr != f->addr
+           && ((char *) f2->addr)[0] == '\0', "locked by the first: memory only, empty");
+    pt_shm_release(c2, NULL);
+
+    /* a reload with the same name, size and file: the same mapping */
+    pt_conf *c3 = conf_new(&cx3, "three.conf");
+    pt_shm_zone *f3 = pt_shm_declare_file(&cx3, "f", 8192, path, zone_init, NULL);
+    tap_is_int(pt_shm_map(c3, c1), PT_OK, "reload");
+    tap_ok(f3->addr == f->addr && f3->reused && !f3->persisted, "reload: reused as it is");
+    void *fa = f3->addr;
+    pt_shm_release(c1, c3);
+    pt_shm_release(c3, NULL);
+    tap_ok(!mapped(fa, 8192), "released: unmapped (and the file unlocked)");
+
+    /* a restart: the file's contents come back, flagged for validation */
+    pt_conf *c4 = conf_new(&cx4, "four.conf");
+    pt_shm_zone *f4 = pt_shm_declare_file(&cx4, "f", 8192, path, zone_init, NULL);
+    init_calls = init_reused = 0;
+    tap_is_int(pt_shm_map(c4, NULL), PT_OK, "restart: map the file again");
+    tap_ok(f4->persisted && !f4->reused && !f4->file_busy, "persisted, not reused");
+    tap_is_str(f4->addr, "written before the restart", "the contents survived");
+    pt_shm_release(c4, NULL);
+
+    /* another size: the file is emptied and resized */
+    pt_conf_ctx cx5;
+    pt_conf *c5 = conf_new(&cx5, "five.conf");
+    pt_shm_zone *f5 = pt_shm_declare_file(&cx5, "f", 16384, path, zone_init, NULL);
+    pt_log_level = -1;
+    tap_is_int(pt_shm_map(c5, NULL), PT_OK, "another size: mapped");
+    pt_log_level = PT_LOG_INFO;
+    tap_ok(!f5->persisted && stat(path, &st) == 0 && st.st_size == 16384,
+           "another size: not persisted, resized");
+    tap_ok(((char *) f5->addr)[0] == '\0', "another size: the old contents are gone");
+    pt_shm_release(c5, NULL);
+
+    /* a file that cannot be opened: the map fails */
+    pt_conf_ctx cx6;
+    pt_conf *c6 = conf_new(&cx6, "six.conf");
+    char bad[300];
+    snprintf(bad, sizeof(bad), "%s/no/such/dir/zone.bin", dir);
+    pt_shm_declare_file(&cx6, "f", 8192, bad, zone_init, NULL);
+    pt_log_level = -1;
+    tap_is_int(pt_shm_map(c6, NULL), PT_ERROR, "a file in a missing directory: map fails");
+    pt_log_level = PT_LOG_INFO;
+    pt_shm_release(c6, NULL);
+
+    conf_del(c1);
+    conf_del(c2);
+    conf_del(c3);
+    conf_del(c4);
+    conf_del(c5);
+    conf_del(c6);
+    unlink(path);
+    rmdir(dir);
 }
 
 static void test_mutex(void)
@@ -378,6 +473,7 @@ static void test_stats(void)
 int main(void)
 {
     test_zones();
+    test_file_zones();
     test_mutex();
     test_pool();
     test_stats();

@@ -882,6 +882,54 @@ static void test_concurrent(void)
     munmap(z, size);
 }
 
+/* Mark and sweep: the slots a keep function refuses are freed, the others stay. */
+static void *sweep_kept[512];
+static unsigned sweep_nkept, sweep_calls;
+
+static bool sweep_keep(void *arg, void *slot)
+{
+    (void) arg;
+    sweep_calls++;
+    for (unsigned i = 0; i < sweep_nkept; i++)
+        if (sweep_kept[i] == slot)
+            return true;
+    return false;
+}
+
+static void test_sweep(void)
+{
+    size_t size = region_for(40);
+    char *z = zone_map(size);
+    pt_shm_slab *s = pt_shm_slab_init(z, size);
+    void *all[512];
+    unsigned n = 0;
+    sweep_nkept = sweep_calls = 0;
+    for (unsigned i = 0; i < 300; i++) {
+        size_t want = (size_t) 16 << (i % 9);       /* every class */
+        all[n] = pt_shm_slab_alloc(s, want);
+        if (all[n] == NULL)
+            break;
+        if (i % 3 == 0)
+            sweep_kept[sweep_nkept++] = all[n];
+        n++;
+    }
+    uint64_t used = total_used(s);
+    tap_is_int(used, n, "%u slots handed out", n);
+    uint64_t freed = pt_shm_slab_sweep_locked(s, sweep_keep, NULL);
+    tap_is_int(freed, n - sweep_nkept, "sweep freed every slot not kept");
+    tap_is_int(sweep_calls, n, "keep was asked once per slot in use");
+    tap_is_int(total_used(s), sweep_nkept, "the kept ones are still in use");
+    tap_ok(consistent(s), "consistent after the sweep");
+    bool all_kept_free_fails = true;
+    for (unsigned i = 0; i < sweep_nkept; i++)
+        if (pt_shm_slab_free(s, sweep_kept[i]) != PT_OK)
+            all_kept_free_fails = false;
+    tap_ok(all_kept_free_fails, "the kept slots are still allocated (each frees once)");
+    tap_is_int(total_used(s), 0, "then nothing is in use");
+    tap_ok(consistent(s), "consistent at the end");
+    munmap(z, size);
+}
+
 int main(void)
 {
     alarm(120);                 /* a corrupted list could loop: fail rather than hang */
@@ -895,5 +943,6 @@ int main(void)
     test_reload();
     test_death();
     test_concurrent();
+    test_sweep();
     return tap_done();
 }
