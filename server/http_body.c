@@ -54,7 +54,7 @@ void pt_http_body_wait_begin(pt_request *r)
         if (left < ms)
             ms = (uint32_t) left;
     }
-    pt_conn_set_timer(r->conn, ms);
+    r->sess->body_timer(r, ms);
 }
 
 void pt_http_body_wait_end(pt_request *r)
@@ -167,7 +167,7 @@ static void buffer_on_body(pt_request *r)
         return;
     r->body_buffering = false;
     r->on_body = NULL;
-    pt_conn_set_timer(r->conn, 0);
+    r->sess->body_timer(r, 0);
     r->body_buffered_fn(r, rc);
 }
 
@@ -189,7 +189,7 @@ int pt_http_buffer_body(pt_request *r, size_t max, void (*done)(pt_request *r, i
         return PT_AGAIN;
     }
     r->body_buffering = false;
-    pt_conn_set_timer(r->conn, 0);
+    r->sess->body_timer(r, 0);
     return rc;
 }
 

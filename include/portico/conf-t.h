@@ -10,6 +10,7 @@
 #include <libconfig.h>
 
 #include "portico/cidr-t.h"
+#include "portico/h2-t.h"
 #include "portico/str-t.h"
 #include "portico/pool-t.h"
 
@@ -76,6 +77,8 @@ typedef struct pt_listener_conf {
     bool                    proxy_protocol;           /* a PROXY header opens each connection */
     pt_cidr_list            proxy_protocol_trusted;   /* who may send one; empty: anyone */
     struct pt_tls_server   *tls;        /* NULL: plain TCP (tls-t.h) */
+    bool                    http2;      /* cleartext: h2 with prior knowledge, by preface */
+    pt_h2_limits            h2;         /* every h2 connection of the listener */
     void                  **mod_conf;   /* by module index; NULL where a module has none */
 } pt_listener_conf;
 
