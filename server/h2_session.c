@@ -459,7 +459,8 @@ static void h2_run(h2_session *s)
         if (pump(s) == PT_OK) {
             /* everything is on the wire: producers waiting for that go on */
             for (h2_stream *st = s->streams; st; st = st->next) {
-                if (st->want_write && st->out_len == 0 && !st->closed) {
+                /* a closed stream too: its last bytes are out, its handler finishes */
+                if (st->want_write && st->out_len == 0) {
                     st->want_write = false;
                     pt_timer_del(&pt_loop_cur->timers, &st->timer);
                     pt_http_writable(st->r);

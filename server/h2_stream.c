@@ -58,7 +58,7 @@ void h2_stream_release(h2_stream *st)
     h2_session *s = st->s;
     pt_request *r = st->r;
 
-    if (!r->finalized)
+    if (st->started && !r->finalized)
         pt_http_abort(r, st->close_code == NGHTTP2_NO_ERROR
                              ? "HTTP/2 stream closed before the response was complete"
                              : "client reset the HTTP/2 stream");
