@@ -16,6 +16,8 @@ from h2test import *
 
 if not openssl_available():
     skip_all("no openssl command")
+if not h2_built():
+    skip_all("built --without-nghttp2")
 if not have_clients():
     skip_all("curl, nghttp and h2load are needed (apt-get install curl nghttp2-client)")
 

@@ -10,6 +10,8 @@ from h2test import *
 
 if not openssl_available():
     skip_all("no openssl command")
+if not h2_built():
+    skip_all("built --without-nghttp2")
 
 ca = CA()
 cert = ca.issue("site", sans=["a.example"], serial=0x6003)

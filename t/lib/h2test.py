@@ -25,7 +25,7 @@ from tlstest import *
 from tlstest import __all__ as _tls_all
 
 __all__ = list(_tls_all) + [
-    "H2", "H2Response", "frame", "hpack_block", "h2_config", "run_client", "have_clients",
+    "H2", "H2Response", "frame", "h2_built", "hpack_block", "h2_config", "run_client", "have_clients",
     "DATA", "HEADERS", "PRIORITY", "RST_STREAM", "SETTINGS", "PING", "GOAWAY",
     "WINDOW_UPDATE", "CONTINUATION", "END_STREAM", "ACK", "END_HEADERS",
     "NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "REFUSED_STREAM", "CANCEL",
@@ -44,6 +44,12 @@ PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 def have_clients():
     return all(shutil.which(x) for x in ("curl", "nghttp", "h2load"))
+
+
+def h2_built():
+    """portico -V names nghttp2 unless it was built --without-nghttp2."""
+    cp = run_bin(["-V"])
+    return "nghttp2 " in cp.stdout
 
 
 def run_client(args, timeout=60):
