@@ -85,7 +85,7 @@ struct h2_stream {
 };
 
 /* h2_session.c */
-void h2_kick(h2_session *s);                 /* frames to send: write them now if we can */
+void h2_kick(h2_session *s);                 /* frames to send: written from the step */
 void h2_schedule(h2_session *s);             /* run the session from the step */
 void h2_refused_stream(h2_session *s, int32_t id, const char *why);
 void h2_calm(h2_session *s, const char *why);     /* GOAWAY ENHANCE_YOUR_CALM, close */
