@@ -95,7 +95,11 @@ _STATIC_STATUS = {8: 200, 9: 204, 10: 206, 11: 304, 12: 400, 13: 404, 14: 500}
 
 
 def _status_of(block):
-    """The :status of a response header block (nghttp2 puts it first)."""
+    """The :status of a response header block (nghttp2 puts it first). The client sets
+    SETTINGS_HEADER_TABLE_SIZE to 0, so no field refers to the dynamic table; a block may
+    start with the table size update that says so."""
+    while block and block[0] & 0xe0 == 0x20:
+        block = block[1:]
     b = block[0]
     if b & 0x80:
         return _STATIC_STATUS.get(b & 0x7f)
@@ -154,7 +158,10 @@ class H2:
         self.responses = {}
         self.server_settings = None
         if preface:
-            self.send(PREFACE + frame(SETTINGS, 0, 0, self.settings_payload(settings or {})))
+            # no dynamic table: the status of each response is readable on its own
+            st = {1: 0}
+            st.update(settings or {})
+            self.send(PREFACE + frame(SETTINGS, 0, 0, self.settings_payload(st)))
 
     @staticmethod
     def settings_payload(d):
