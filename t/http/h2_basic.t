@@ -112,6 +112,8 @@ with H2(h2c_port) as c:
     is_((r.status, r.body), (200, b"h2\n"), "the connection goes on after stream errors")
 
 # --- bodies both ways ------------------------------------------------------------------------
+pid = the_worker(p)
+rss0 = rss_kb(pid)
 up = os.urandom(5 * 1024 * 1024 + 7)
 path = os.path.join(p.tmp, "up.bin")
 with open(path, "wb") as f:
@@ -125,6 +127,9 @@ for name, args in (("TLS", ["--http2"] + CA_ARGS + [TLS_URL + "/echo/up"]),
        "(streamed: request_buffering off)" % name)
     like(out[:i].decode("latin-1"), r"(?im)^content-length: %d\r?$" % len(up),
          "its Content-Length goes along (%s)" % name)
+if not sanitized_build():
+    cmp_ok(rss_kb(pid) - rss0, "<", 4 * 1024, "the uploads did not grow the worker's memory "
+           "(a stream holds at most its window)")
 
 # a body of unknown length (no content-length) goes chunked to the origin
 with H2(h2c_port) as c:
@@ -140,8 +145,6 @@ with H2(h2c_port) as c:
     like(head.decode("latin-1"), r"(?im)^transfer-encoding: chunked\r?$",
          "and goes to the origin chunked")
 
-pid = the_worker(p)
-rss0 = rss_kb(pid)
 rc, out, err = run_client(["curl", "-sS", "--http2"] + CA_ARGS + [TLS_URL + "/large",
                            "-o", "-"], timeout=120)
 is_((rc, len(out), hashlib.sha256(out).hexdigest()), (0, SIZE, pattern_sha256(SIZE)),
