@@ -588,6 +588,11 @@ static bool h1_output_pending(const pt_request *r)
     return r->conn->out.pending != 0;
 }
 
+static bool h1_input_pending(const pt_request *r)
+{
+    return r->conn->in.pos < r->conn->in.last;
+}
+
 static void h1_body_timer(pt_request *r, uint32_t ms)
 {
     pt_conn_set_timer(r->conn, ms);
@@ -606,6 +611,7 @@ const pt_session_ops pt_h1_session = {
     .splice_body = pt_h1_splice_body,
     .read_body = pt_h1_read_body,
     .output_pending = h1_output_pending,
+    .input_pending = h1_input_pending,
     .body_timer = h1_body_timer,
     .tunnel = pt_h1_tunnel,
     .tunnel_shutdown = pt_h1_tunnel_shutdown,

@@ -647,6 +647,7 @@ const pt_session_ops pt_h2_session = {
     .splice_body = NULL,
     .read_body = h2_read_body,
     .output_pending = h2_output_pending,
+    .input_pending = h2_input_pending,
     .body_timer = h2_body_timer,
     .tunnel = h2_tunnel,
     .tunnel_shutdown = h2_tunnel,

@@ -107,6 +107,7 @@ int     h2_send_head(pt_request *r);
 int     h2_send_body(pt_request *r, const char *data, size_t len, bool last);
 int     h2_read_body(pt_request *r, const char **data, size_t *len);
 bool    h2_output_pending(const pt_request *r);
+bool    h2_input_pending(const pt_request *r);
 void    h2_body_timer(pt_request *r, uint32_t ms);
 void    h2_tunnel(pt_request *r);
 void    h2_finish(pt_request *r);

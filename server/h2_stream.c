@@ -375,6 +375,12 @@ int h2_read_body(pt_request *r, const char **data, size_t *len)
     return PT_AGAIN;
 }
 
+bool h2_input_pending(const pt_request *r)
+{
+    const h2_stream *st = r->stream;
+    return st->body_len > st->body_given || st->body_eof;
+}
+
 void h2_body_timer(pt_request *r, uint32_t ms)
 {
     h2_stream *st = r->stream;

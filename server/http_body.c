@@ -24,6 +24,11 @@ int pt_http_body_fail(pt_request *r, unsigned status, const char *why)
     return PT_ERROR;
 }
 
+bool pt_http_input_pending(const pt_request *r)
+{
+    return r->sess->input_pending(r);
+}
+
 void pt_http_tunnel(pt_request *r)
 {
     r->sess->tunnel(r);

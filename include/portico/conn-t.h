@@ -83,6 +83,8 @@ typedef struct pt_session_ops {
     /* Output of this request not yet taken by the client: a producer waits for on_write
      * (h1: the connection's queue; h2: the stream's data not yet framed and written). */
     bool    (*output_pending)(const pt_request *r);
+    /* Request body bytes (or its end) have arrived and wait to be read. */
+    bool    (*input_pending)(const pt_request *r);
     /* Arms (ms > 0) or stops the deadline for the request's body: h1 has the
      * connection's one timer, h2 a timer per stream. When it fires the session refuses
      * the request (408) as for a slow head. */
