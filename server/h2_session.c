@@ -353,6 +353,11 @@ static void h2_step(pt_defer *d)
     h2_run(s);
 }
 
+static void h2_resume(pt_timer *t)
+{
+    h2_run(t->data);
+}
+
 void h2_schedule(h2_session *s)
 {
     pt_defer_add(pt_loop_cur, &s->step);
@@ -479,7 +484,9 @@ static void h2_run(h2_session *s)
         if (!s->again)
             break;
         if (turn == 8) {
-            h2_schedule(s);             /* the other connections get a turn */
+            /* the other connections get a turn: from the next loop iteration's timers
+             * (a deferred step would run again before the loop waits for events) */
+            pt_loop_timer(pt_loop_cur, &s->resume, 0);
             break;
         }
     }
@@ -551,6 +558,7 @@ static void h2_start(pt_conn *c)
     s->c = c;
     s->lim = lim;
     s->step.fn = h2_step;
+    pt_timer_init(&s->resume, h2_resume, s);
     s->window_start = pt_loop_cur->now;
     if (nghttp2_session_server_new2(&s->ng, callbacks, s, options) != 0) {
         pt_log(PT_LOG_ALERT, "out of memory for an HTTP/2 session");
@@ -623,6 +631,7 @@ static void h2_release(pt_conn *c)
         h2_stream_release(s->streams);
     }
     pt_defer_cancel(pt_loop_cur, &s->step);
+    pt_timer_del(&pt_loop_cur->timers, &s->resume);
     if (s->ng)
         nghttp2_session_del(s->ng);
     free(s);

@@ -24,6 +24,7 @@ typedef struct h2_session {
     nghttp2_session  *ng;
     const pt_h2_limits *lim;
     pt_defer          step;          /* runs the session outside any handler's stack */
+    pt_timer          resume;        /* a run cut short goes on in the next iteration */
     h2_stream        *streams;       /* every stream with a request, newest first */
     h2_stream        *ready;         /* header block complete: to start */
     h2_stream        *ready_tail;
