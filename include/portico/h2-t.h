@@ -8,7 +8,7 @@
 #include <stdint.h>
 
 typedef struct pt_h2_limits {
-    uint32_t max_concurrent_streams;  /* SETTINGS_MAX_CONCURRENT_STREAMS; more: REFUSED_STREAM */
+    uint32_t max_concurrent_streams;  /* SETTINGS_MAX_CONCURRENT_STREAMS; more: refused */
     uint32_t max_header_list_size;    /* decoded fields of a request (RFC 9113 6.5.2) -> 431 */
     uint32_t max_continuations;       /* CONTINUATION frames per header block -> GOAWAY */
     uint32_t initial_window_size;     /* a stream's receive window: request body bytes held */
