@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # HTTP/2 for clients: ALPN picks h2 on a TLS listener (http/1.1 still there for clients
 # that offer only it), prior knowledge on a cleartext listener with http2 = true (an
-# HTTP/1.1 request on it is still served), requests through the proxy with curl and
+# HTTP/1.1 request on it is still served; after a PROXY protocol header too), requests through the proxy with curl and
 # nghttp (header translation both ways: :authority to Host, cookies joined, hop-by-hop
 # response fields dropped, names in lower case), uploads and downloads of several MiB
 # streamed with flow control (every byte checked), many concurrent streams on one
@@ -9,7 +9,7 @@
 # one), a client whose window is tiny (the origin is held back, the worker does not buffer
 # the response), frame-level rules nghttp2 enforces for us (connection-specific fields,
 # te other than trailers: RST_STREAM PROTOCOL_ERROR, logged), the access log line.
-import hashlib, os, socket, struct, sys, threading, time
+import hashlib, os, re, socket, struct, sys, threading, time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 from h2test import *
@@ -38,7 +38,8 @@ routes = ['{ path_prefix = "/echo"; upstream = "echo"; request_buffering = false
           '{ path_prefix = "/"; return = { status = 200; body = "h2\\n"; }; }']
 ups = [upstream("echo", [echo.address]), upstream("slow", [slow.address], keepalive=64),
        upstream("fast", [fast.address]), upstream("large", [large.address])]
-p = Portico(h2_config(cert, routes=routes, upstreams=ups))
+p = Portico(h2_config(cert, routes=routes, upstreams=ups, listeners=[
+    '{ name = "pp"; address = "127.0.0.1:{port3}"; http2 = true; proxy_protocol = true; }']))
 tls_port, h2c_port = p.port(), p.port("port2")
 CA_ARGS = ["--cacert", ca.cert, "--resolve", "a.example:%d:127.0.0.1" % tls_port]
 TLS_URL = "https://a.example:%d" % tls_port
@@ -74,6 +75,13 @@ rc, out, err = curl("--http2-prior-knowledge", H2C_URL + "/")
 is_((rc, out), (0, b"h2\n"), "curl --http2-prior-knowledge gets the answer")
 r = p.get("/", port="port2")
 is_((r.status, r.body), (200, b"h2\n"), "an HTTP/1.1 request on the http2 listener is served")
+with H2(p.port("port3"), preface=False) as c:
+    c.send(b"PROXY TCP4 10.1.2.3 10.0.0.1 1234 80\r\n" + PREFACE + frame(SETTINGS, 0, 0))
+    c.handshake()
+    r = c.response(c.request("/echo/pp"))
+    head = r.body.split(b"\r\n\r\n")[0].decode("latin-1")
+    ok(r.status == 200 and re.search(r"(?im)^x-forwarded-for: 10\.1\.2\.3\r?$", head),
+       "a PROXY protocol header, then the h2 preface: h2, with the header's client address")
 
 # --- header translation -----------------------------------------------------------------------
 rc, out, err = curl("--http2-prior-knowledge", "-H", "cookie: a=1", "-H", "cookie: b=2",

@@ -299,9 +299,10 @@ class H2:
 
 
 def h2_config(cert, routes=None, upstreams=None, workers=1, limits=PROXY_LIMITS, h2=None,
-              extra="", alpn='[ "h2", "http/1.1" ]'):
+              extra="", alpn='[ "h2", "http/1.1" ]', listeners=()):
     """A TLS listener "main" on {port} (alpn h2 first) and a cleartext one "h2c" on
-    {port2} with http2 = true; h2: {"max_resets": 10, ...} sets h2_* keys on both."""
+    {port2} with http2 = true; h2: {"max_resets": 10, ...} sets h2_* keys on both;
+    listeners: more listener groups, as written."""
     keys = "".join(" h2_%s = %d;" % kv for kv in (h2 or {}).items())
     if routes is None:
         routes = ['{ path_prefix = "/"; return = { status = 200; body = "h2\\n"; }; }']
@@ -314,12 +315,13 @@ access_log = { path = "{tmp}/access.log"; format = "main"; enabled = true; flush
 %s
 listeners = (
   { name = "main"; address = "127.0.0.1:{port}"; %s%s },
-  { name = "h2c"; address = "127.0.0.1:{port2}"; http2 = true;%s }
+  { name = "h2c"; address = "127.0.0.1:{port2}"; http2 = true;%s }%s
 );
 %s
 routes = (
   %s
 );
 %s
-""" % (workers, limits, tls_block([cert], alpn=alpn), keys, keys, ups,
+""" % (workers, limits, tls_block([cert], alpn=alpn), keys, keys,
+       "".join(",\n  " + l for l in listeners), ups,
        ",\n  ".join(routes), extra)
