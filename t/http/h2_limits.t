@@ -30,7 +30,8 @@ ups = [upstream("slow", [slow.address], keepalive=16),
        upstream("counted", [counted.address], keepalive=16)]
 H2LIM = {"max_concurrent_streams": 4, "max_header_list_size": 4096,
          "max_continuation_frames": 3, "max_resets": 20, "max_control_frames": 50,
-         "max_empty_frames": 20, "flood_window_ms": 60000, "idle_timeout_ms": 1500}
+         "max_empty_frames": 20, "flood_window_ms": 60000, "idle_timeout_ms": 1500,
+         "initial_window_size": 16384}
 LIMITS = ("limits = { client_header_timeout_ms = 5000; client_body_timeout_ms = 1000; "
           "keepalive_timeout_ms = 10000; max_body_size = 0; send_timeout_ms = 10000; "
           "drain_timeout_ms = 3000; };")
@@ -82,6 +83,32 @@ with H2(h2c) as c:
                   r"h2_max_concurrent_streams \(4\) streams open", start=mark),
        "logged at info")
     ok(c.wait_closed(), "the connection is closed")
+
+# --- the stream window: a body bigger than it flows as the origin takes it -------------------
+with H2(h2c) as c:
+    s = c.handshake()
+    is_(s.get(4), 16384, "SETTINGS_INITIAL_WINDOW_SIZE says h2_initial_window_size")
+    c.send(frame(PING, 0, 0, b"abcdefgh"))
+    while c.read_frame(5)[0] != PING:
+        pass                        # our ACK of its SETTINGS is in: the window is 16 KiB
+    counted.reset_counters()
+    sid = c.request("/counted/up", method="POST", end_stream=False,
+                    headers=[("content-length", "200000")])
+    sent, window = 0, 16384
+    while sent < 200000:
+        n = min(16384, 200000 - sent, window)
+        if n == 0:
+            f = c.read_frame(5)     # WINDOW_UPDATEs come as the origin takes the bytes
+            if f and f[0] == WINDOW_UPDATE and f[2] == sid:
+                window += int.from_bytes(f[3], "big")
+            continue
+        c.data(sid, b"u" * n, end_stream=sent + n == 200000)
+        sent += n
+        window -= n
+    r = c.response(sid)
+    is_((r.status, r.body), (200, b"ok\n"), "a 200 kB body through a 16 KiB window is served")
+    ok(counted.received and len(counted.received[-1].body) == 200000,
+       "the origin got all of it")
 
 # --- header list size: 431 ------------------------------------------------------------------
 mark = p.log_mark()
