@@ -5,7 +5,8 @@
  * whose callbacks build streams (h2_stream.c) and count what the flood limits watch.
  * Streams whose header block completed start after the read, outside nghttp2's stack.
  *
- * Output: frames nghttp2 serialises go to a fixed per-connection buffer (outbuf), and
+ * Output: frames nghttp2 serialises go to a per-connection buffer (outbuf, taken from a
+ * per-worker list while output is under way, so an idle connection holds none), and
  * DATA payloads go to the connection's queue as pointers to the producer's own bytes
  * (NGHTTP2_DATA_FLAG_NO_COPY): a response body is never copied, and the buffer is reused
  * only once the queue has drained, so memory per connection is bounded whatever the
@@ -302,6 +303,23 @@ static int worker_init(void)
 
 /* ------------------------------------------------------------------ output */
 
+/* Output buffers of idle connections wait here for the next one that writes. */
+#define H2_FREE_OUTBUFS 64
+static char    *free_outbufs[H2_FREE_OUTBUFS];
+static unsigned nfree_outbufs;
+
+static void outbuf_release(h2_session *s)
+{
+    if (s->outbuf == NULL || s->c->out.pending)
+        return;
+    if (nfree_outbufs < H2_FREE_OUTBUFS)
+        free_outbufs[nfree_outbufs++] = s->outbuf;
+    else
+        free(s->outbuf);
+    s->outbuf = NULL;
+    s->outlen = 0;
+}
+
 /* Writes what is queued, then lets nghttp2 serialise more, until the transport is full
  * or nothing is left. outbuf is reused only once the queue has drained. */
 static int pump(h2_session *s)
@@ -311,6 +329,17 @@ static int pump(h2_session *s)
         return PT_OK;
     s->pumping = true;
     int rc = PT_OK;
+    if (s->outbuf == NULL) {
+        s->outbuf = nfree_outbufs ? free_outbufs[--nfree_outbufs] : malloc(H2_OUTBUF);
+        if (s->outbuf == NULL) {
+            s->pumping = false;
+            pt_log(PT_LOG_ALERT, "out of memory for an HTTP/2 output buffer");
+            s->failed = true;
+            s->close_why = "out of memory";
+            h2_schedule(s);
+            return PT_ERROR;
+        }
+    }
     for (;;) {
         if (c->out.pending) {
             rc = pt_conn_flush(c);
@@ -526,6 +555,7 @@ static void settle(h2_session *s)
     }
     if (s->nstreams == 0) {
         pt_conn_release_idle(c);
+        outbuf_release(s);
         pt_conn_set_timer(c, s->lim->idle_timeout_ms);
     } else {
         pt_conn_set_timer(c, 0);
@@ -632,6 +662,7 @@ static void h2_release(pt_conn *c)
     }
     pt_defer_cancel(pt_loop_cur, &s->step);
     pt_timer_del(&pt_loop_cur->timers, &s->resume);
+    free(s->outbuf);                /* the queue pointing into it is dropped with c */
     if (s->ng)
         nghttp2_session_del(s->ng);
     free(s);

@@ -44,7 +44,8 @@ typedef struct h2_session {
     uint32_t          empty;
     uint32_t          continuations; /* CONTINUATION frames in the current header block */
     size_t            outlen;        /* bytes of outbuf handed to the connection's queue */
-    char              outbuf[H2_OUTBUF];
+    char             *outbuf;        /* H2_OUTBUF bytes while output is under way; an idle
+                                      * connection gives it back to a per-worker list */
 } h2_session;
 
 struct h2_stream {
