@@ -240,6 +240,17 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
 
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
 {
+    h2_session *s = user;
+    if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR
+        && s->close_why == NULL) {
+        /* a connection error nghttp2 found (it says which in the GOAWAY's debug data) */
+        const nghttp2_goaway *g = &frame->goaway;
+        int n = (int) (g->opaque_data_len < 120 ? g->opaque_data_len : 120);
+        s->close_why = "connection error";
+        pt_log(PT_LOG_INFO, "closed HTTP/2 connection from %s with GOAWAY %s%s%.*s",
+               s->c->peer_ip, nghttp2_http2_strerror(g->error_code), n ? ": " : "", n,
+               n ? (const char *) g->opaque_data : "");
+    }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
     h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
@@ -273,6 +284,8 @@ static int on_invalid_frame(nghttp2_session *ng, const nghttp2_frame *frame, int
             return 0;
         }
     }
+    if (frame->hd.stream_id == 0)
+        return 0;                   /* a connection error: its GOAWAY is logged */
     snprintf(why, sizeof(why), "%s (%s frame)", nghttp2_strerror(err),
              frame->hd.type == NGHTTP2_HEADERS ? "HEADERS"
              : frame->hd.type == NGHTTP2_DATA ? "DATA" : "control");
@@ -444,6 +457,7 @@ static bool read_input(h2_session *s)
                 pt_log(PT_LOG_INFO, "closed HTTP/2 connection from %s: %s", c->peer_ip,
                        nghttp2_strerror((int) rv));
                 s->closing = true;
+                s->close_why = nghttp2_strerror((int) rv);
                 if (rv != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
                     nghttp2_session_terminate_session(s->ng, NGHTTP2_PROTOCOL_ERROR);
             }

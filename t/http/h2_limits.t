@@ -217,6 +217,32 @@ with H2(h2c) as c:
     r = c.response(c.request("/"))
     is_(r.status, 200, "the connection goes on")
 
+# --- frame-level errors: GOAWAY with nghttp2's code, logged with its reason ------------------
+for label, payload, code in (
+        ("DATA on stream 0", frame(DATA, 0, 0, b"x"), PROTOCOL_ERROR),
+        ("HEADERS on an even stream", frame(HEADERS, END_HEADERS | END_STREAM, 2, hpack_block(
+            [(":method", "GET"), (":scheme", "http"), (":authority", "a"), (":path", "/")])),
+         PROTOCOL_ERROR),
+        ("SETTINGS_ENABLE_PUSH = 2", frame(SETTINGS, 0, 0, struct.pack(">HI", 2, 2)),
+         PROTOCOL_ERROR),
+        ("a connection window past 2^31-1",
+         frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 0x7fffffff)), 3)):
+    with H2(h2c) as c:
+        c.handshake()
+        mark = p.log_mark()
+        c.send(payload)
+        g = c.wait_goaway()
+        is_(g and g[1], code, "%s: GOAWAY with error %d" % (label, code))
+        ok(p.wait_log(r"closed HTTP/2 connection from 127\.0\.0\.1 with GOAWAY "
+                      r"(PROTOCOL_ERROR|FLOW_CONTROL_ERROR)", start=mark),
+           "%s: logged at info" % label)
+        ok(c.wait_closed(), "%s: the connection is closed" % label)
+with H2(h2c, preface=False) as c:
+    c.send(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n")
+    r = c.sock.recv(100)
+    like(r.decode("latin-1"), r"^HTTP/1\.1 505 ", "a broken preface is HTTP/1 (a 505 for its "
+         "version)")
+
 # --- configuration --------------------------------------------------------------------------
 def check(label, conf, want):
     q = Portico(conf, start=False)
