@@ -514,7 +514,10 @@ static void h2_run(h2_session *s)
                 }
             }
         }
-        for (h2_stream *st = s->streams, *next; st; st = next) {
+        /* A closed stream's last DATA frames may still be in the queue, pointing into
+         * memory its release frees (its pool, its origin's buffer): wait for the queue
+         * to drain. */
+        for (h2_stream *st = s->streams, *next; st && c->out.pending == 0; st = next) {
             next = st->next;
             if (st->closed)
                 h2_stream_release(st);
