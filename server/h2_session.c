@@ -360,6 +360,7 @@ static int pump(h2_session *s)
                 break;
         }
         s->outlen = 0;
+        s->drains++;                    /* nothing queued points into a stream now */
         if (!nghttp2_session_want_write(s->ng))
             break;
         if (nghttp2_session_send(s->ng) != 0) {
@@ -498,6 +499,12 @@ static void h2_run(h2_session *s)
     s->running = true;
     for (unsigned turn = 0;; turn++) {
         s->again = false;
+        if (s->failed) {
+            /* before any write: the queue may point into memory that is gone */
+            pt_log(PT_LOG_INFO, "HTTP/2 connection from %s: %s", c->peer_ip, s->close_why);
+            pt_conn_close(c);
+            return;
+        }
         if (!read_input(s))
             return;                     /* closed: s is gone */
         start_ready(s);

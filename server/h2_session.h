@@ -44,6 +44,7 @@ typedef struct h2_session {
     uint32_t          empty;
     uint32_t          continuations; /* CONTINUATION frames in the current header block */
     size_t            outlen;        /* bytes of outbuf handed to the connection's queue */
+    uint64_t          drains;        /* times the connection's queue drained */
     char             *outbuf;        /* H2_OUTBUF bytes while output is under way; an idle
                                       * connection gives it back to a per-worker list */
 } h2_session;
@@ -83,6 +84,7 @@ struct h2_stream {
     bool         listed_done;
     uint32_t     close_code;
     uint64_t     bytes;              /* frames of this stream on the wire, for the log */
+    uint64_t     queued_at;          /* s->drains + 1 when its payload was last queued */
     pt_timer     timer;              /* body (408) or send deadline */
 };
 

@@ -532,6 +532,8 @@ int h2_stream_send_data(h2_stream *st, nghttp2_frame *frame, const uint8_t *fram
     if (st->outfirst == st->nout)
         st->outfirst = st->nout = 0;
     st->bytes += length;            /* payload: the log counts body bytes */
+    if (length)
+        st->queued_at = s->drains + 1;  /* 0: never */
     return 0;
 }
 
@@ -618,6 +620,17 @@ void h2_abort(pt_request *r)
 {
     h2_stream *st = r->stream;
     h2_session *s = st->s;
+    /* The stream's producer has let go of its memory (on_abort ran): payload of it still
+     * in the connection's queue must not be written. Dropping it would break the
+     * framing, so the connection goes (what an HTTP/1 abort does anyway). A stream the
+     * client reset is released only after the queue drained, and does not get here. */
+    if (s->c->out.pending && st->queued_at == s->drains + 1 && !s->failed) {
+        s->failed = true;
+        s->close_why = "a stream was aborted with response bytes still queued";
+        h2_schedule(s);
+    }
+    st->nout = st->outfirst = 0;    /* nothing more of the producer's is framed */
+    st->out_len = 0;
     h2_stream_drop_body(st);
     if (!st->closed)
         nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
