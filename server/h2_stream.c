@@ -45,6 +45,10 @@ h2_stream *h2_stream_new(h2_session *s, int32_t id)
     st->r = r;
     st->id = id;
     pt_timer_init(&st->timer, stream_timeout, st);
+    /* the header block (HEADERS and its CONTINUATIONs) within client_header_timeout_ms:
+     * a client that starts one and stops would hold the connection (nothing else may come
+     * on it meanwhile) */
+    pt_loop_timer(pt_loop_cur, &st->timer, pt_wconf->limits.client_header_timeout_ms);
     st->next = s->streams;
     if (s->streams)
         s->streams->prev = st;
@@ -200,6 +204,7 @@ void h2_stream_start(h2_stream *st)
     pt_req_head *h = &r->head;
 
     st->started = true;
+    pt_timer_del(&pt_loop_cur->timers, &st->timer);
     if (pt_stats_mine)
         pt_stats_mine->requests++;
     h->version = 20;
@@ -394,6 +399,16 @@ static void stream_timeout(pt_timer *t)
 {
     h2_stream *st = t->data;
     pt_request *r = st->r;
+    h2_session *s = st->s;
+    if (!st->started && !st->closed && !s->closing) {
+        pt_log(PT_LOG_INFO, "closed HTTP/2 connection from %s: no complete header block "
+               "within client_header_timeout_ms", s->c->peer_ip);
+        s->closing = true;
+        s->close_why = "header block timeout";
+        nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
+        h2_schedule(s);
+        return;
+    }
     if (st->closed || r->finalized)
         return;
     if (st->want_write || st->out_len) {

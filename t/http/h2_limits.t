@@ -32,7 +32,7 @@ H2LIM = {"max_concurrent_streams": 4, "max_header_list_size": 4096,
          "max_continuation_frames": 3, "max_resets": 20, "max_control_frames": 50,
          "max_empty_frames": 20, "flood_window_ms": 60000, "idle_timeout_ms": 1500,
          "initial_window_size": 16384}
-LIMITS = ("limits = { client_header_timeout_ms = 5000; client_body_timeout_ms = 1000; "
+LIMITS = ("limits = { client_header_timeout_ms = 2000; client_body_timeout_ms = 1000; "
           "keepalive_timeout_ms = 10000; max_body_size = 0; send_timeout_ms = 10000; "
           "drain_timeout_ms = 3000; };")
 p = Portico(h2_config(cert, routes=routes, upstreams=ups, h2=H2LIM, limits=LIMITS))
@@ -202,6 +202,18 @@ with H2(h2c) as c:
     is_(c.wait_goaway(timeout=5), (1, NO_ERROR), "h2_idle_timeout_ms without a stream: "
         "GOAWAY NO_ERROR naming the last stream")
     ok(c.wait_closed(), "then the connection is closed")
+
+# --- a header block that does not end: the connection is closed -----------------------------
+with H2(h2c) as c:
+    c.handshake()
+    mark = p.log_mark()
+    c.send(frame(HEADERS, 0, 1, hpack_block([(":method", "GET"), (":scheme", "http")])))
+    g = c.wait_goaway(timeout=6)
+    is_(g and g[1], NO_ERROR, "a header block left unfinished past client_header_timeout_ms: "
+        "GOAWAY")
+    ok(p.wait_log(r"closed HTTP/2 connection from 127\.0\.0\.1: no complete header block "
+                  r"within client_header_timeout_ms", start=mark), "logged at info")
+    ok(c.wait_closed(), "the connection is closed")
 
 # --- a body that does not come: 408 on the stream, the connection goes on --------------------
 with H2(h2c) as c:
