@@ -4,7 +4,8 @@
  *                  buffer_size = 65536; flush_ms = 1000; };
  *
  * Formats: "combined" (the Apache/nginx combined format) and "main" (combined followed by
- * the request time, the upstream address, the upstream time and the cache status). */
+ * the request time, the upstream address, the upstream time and the cache status, then
+ * "tags=a,b" when filtering rules tagged the request). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -269,6 +270,10 @@ static void access_log_request(pt_request *r)
         else
             p += snprintf(p, (size_t) (end - p), " -");
         p += snprintf(p, (size_t) (end - p), " %s", r->cache_status ? r->cache_status : "-");
+        /* tags of the filtering rules that matched (names: nothing to escape) */
+        if (r->log_tags.len)
+            p += snprintf(p, (size_t) (end - p), " tags=%.*s",
+                          (int) pt_min(r->log_tags.len, 1024), r->log_tags.data);
     }
     *p++ = '\n';
     size_t n = (size_t) (p - line);

@@ -10,7 +10,9 @@
  *     origin must carry;
  *   - a log handler that says what happened;
  *   - an upstream exchange with no client request at all (test_probe), the way health
- *     checks will run, logging the server's shared counters (kept across reloads).
+ *     checks will run, logging the server's shared counters (kept across reloads);
+ *   - a reader of the shared named counters (test_counters = true on a route: the
+ *     response lists "name value" lines), until the metrics module exists.
  *
  *   test_probe = { upstream = "app"; path = "/probe"; interval_ms = 200; };
  *   routes = ( { path_prefix = "/t/"; upstream = "app";
@@ -20,12 +22,14 @@
 #include <stdlib.h>
 
 #include "portico/conf.h"
+#include "portico/counters.h"
 #include "portico/cycle-t.h"
 #include "portico/event.h"
 #include "portico/http.h"
 #include "portico/log.h"
 #include "portico/module.h"
 #include "portico/pool.h"
+#include "portico/shm.h"
 #include "portico/upstream.h"
 
 extern pt_module pt_test_module;
@@ -38,6 +42,7 @@ typedef struct test_route_conf {
     uint32_t expand;        /* 0: no body filter */
     bool     deny;
     pt_str   path;          /* rewrites the request's path in the headers phase */
+    bool     counters;      /* test_counters: the content is the shared counters */
 } test_route_conf;
 
 typedef struct test_main_conf {
@@ -101,7 +106,10 @@ static int set_test(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, 
 }
 
 static const pt_conf_key test_keys[] = {
-    { "test", PT_SCOPE_ROUTE, set_test, 0, 0, 0, NULL },
+    /* first: the key that makes the module produce the content (pt_conf_set_content) */
+    { "test_counters", PT_SCOPE_ROUTE, pt_conf_set_bool, offsetof(test_route_conf, counters),
+      0, 0, NULL },
+    { "test", PT_SCOPE_ROUTE | PT_SCOPE_GLOBAL, set_test, 0, 0, 0, NULL },
     { "test_probe", PT_SCOPE_MAIN, set_probe, 0, 0, 0, NULL },
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
@@ -109,6 +117,11 @@ static const pt_conf_key test_keys[] = {
 static int test_conf_check(pt_conf_ctx *cx, pt_conf *conf)
 {
     test_main_conf *mc = pt_main_conf(conf, pt_test_module);
+    for (unsigned i = 0; i < conf->nroutes; i++) {
+        const test_route_conf *tc = pt_route_conf(&conf->routes[i], pt_test_module);
+        if (tc->counters && pt_conf_set_content(cx, &conf->routes[i], &pt_test_module) != PT_OK)
+            return PT_ERROR;
+    }
     if (mc->probe_upstream && pt_upstream_find(conf, mc->probe_upstream) == NULL)
         return pt_conf_error(cx, config_setting_get_member(mc->probe_setting, "upstream"),
                              "no upstream named \"%s\"", mc->probe_upstream);
@@ -281,6 +294,7 @@ static int test_phase(pt_request *r, unsigned phase, const char *name)
     return PT_OK;
 }
 
+static int test_request(pt_request *r)    { return test_phase(r, PT_PHASE_REQUEST, "request"); }
 static int test_headers(pt_request *r)    { return test_phase(r, PT_PHASE_HEADERS, "headers"); }
 static int test_access(pt_request *r)     { return test_phase(r, PT_PHASE_ACCESS, "access"); }
 static int test_precontent(pt_request *r) { return test_phase(r, PT_PHASE_PRECONTENT, "precontent"); }
@@ -328,6 +342,25 @@ static int test_body_filter(pt_request *r, const char *data, size_t len, bool la
     return tx->last_sent ? PT_OK : pt_http_body_next(r, &pt_test_module, NULL, 0, false);
 }
 
+/* The shared named counters, one "name value" line each (slots in use only). */
+static int test_counters(pt_request *r)
+{
+    pt_shm_zone *z = pt_shm_find(pt_cycle_cur->conf, "counters");
+    const pt_counters_zone *cz = z ? z->addr : NULL;
+    size_t cap = 65536, len = 0;
+    char *out = pt_palloc(r->pool, cap);
+    if (out == NULL)
+        return 500;
+    for (uint32_t i = 0; cz && i < cz->nslots && cz->slot[i].name[0]; i++) {
+        int n = snprintf(out + len, cap - len, "%s %llu\n", cz->slot[i].name,
+                         (unsigned long long) pt_counter_get(&cz->slot[i]));
+        if (n < 0 || (size_t) n >= cap - len)
+            break;
+        len += (size_t) n;
+    }
+    return pt_http_respond(r, 200, PT_STR("text/plain"), (pt_str) { len, out });
+}
+
 static void test_log(pt_request *r)
 {
     test_ctx *tx = pt_req_ctx(r, pt_test_module);
@@ -349,7 +382,9 @@ pt_module pt_test_module = {
     .conf_check = test_conf_check,
     .worker_init = test_worker_init,
     .worker_exit = test_worker_exit,
-    .phase = { test_headers, test_access, test_precontent },
+    .content = test_counters,
+    .phase = { [PT_PHASE_REQUEST] = test_request, [PT_PHASE_HEADERS] = test_headers,
+               [PT_PHASE_ACCESS] = test_access, [PT_PHASE_PRECONTENT] = test_precontent },
     .header_filter_order = 100,
     .header_filter = test_header_filter,
     .body_filter_order = 100,

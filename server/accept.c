@@ -1,7 +1,11 @@
 /* The accept pipeline: what runs on a new connection before a protocol session owns it.
  * Stages run in order, each finishing (or closing the connection) before the next:
  *   PROXY protocol  -- when the listener says proxy_protocol = true: the header's client
- *                      address replaces the peer's (logs, X-Forwarded-For, later ACLs)
+ *                      address replaces the peer's (logs, X-Forwarded-For, ACLs, limits)
+ *   modules         -- each module's accept hook, in module-list order (connection limits:
+ *                      modules/connlimit.c); one refusing closes the connection, and every
+ *                      module that took it (PT_OK) is told when it closes (conn_closed).
+ *                      Before TLS, so a refused client costs no handshake
  *   TLS handshake   -- when the listener has tls: inside the event loop, never blocking,
  *                      within handshake_timeout_ms; the transport becomes TLS
  *   h2 preface      -- cleartext listeners with http2 = true: a client that opens with
@@ -19,7 +23,9 @@
 #include "portico/tls.h"
 #include "http_core.h"
 
-enum { STAGE_PROXY = 1, STAGE_TLS, STAGE_PREFACE, STAGE_SESSION };
+#include "portico/module.h"
+
+enum { STAGE_PROXY = 1, STAGE_MODULES, STAGE_TLS, STAGE_PREFACE, STAGE_SESSION };
 
 #define TLS_HANDSHAKE 0x16              /* the first byte of a TLS handshake record */
 
@@ -78,6 +84,37 @@ static void proxy_read(pt_conn *c, uint32_t events)
         pt_log(PT_LOG_DEBUG, "PROXY v%u header from %s: client %s", h.version, was, c->peer_ip);
     }
     next_stage(c);
+}
+
+/* The modules' hooks run at once (they decide from the address and shared counters). */
+static int accept_modules(pt_conn *c)
+{
+    for (unsigned i = 0; i < pt_nmodules; i++) {
+        pt_module *m = pt_modules[i];
+        if (m->accept == NULL)
+            continue;
+        int rc = m->accept(c);
+        if (rc == PT_OK) {
+            PT_ASSERT(m->index < 32);
+            c->accepted_by |= 1u << m->index;
+        } else if (rc != PT_DECLINED) {
+            pt_conn_close(c);           /* the module said why */
+            return PT_ERROR;
+        }
+    }
+    return PT_OK;
+}
+
+void pt_accept_closed(pt_conn *c)
+{
+    for (unsigned i = 0; c->accepted_by && i < pt_nmodules; i++) {
+        pt_module *m = pt_modules[i];
+        if (!(c->accepted_by & (1u << m->index)))
+            continue;
+        c->accepted_by &= ~(1u << m->index);
+        if (m->conn_closed)
+            m->conn_closed(c);
+    }
 }
 
 /* The session for the protocol the handshake agreed on. */
@@ -204,6 +241,11 @@ static void next_stage(pt_conn *c)
             proxy_read(c, 0);
             return;
         }
+    }
+    if (c->stage < STAGE_MODULES) {
+        c->stage = STAGE_MODULES;
+        if (accept_modules(c) != PT_OK)
+            return;
     }
     if (c->stage < STAGE_TLS && l->tls) {
         c->stage = STAGE_TLS;

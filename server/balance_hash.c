@@ -26,6 +26,7 @@
 #include "portico/pool.h"
 #include "portico/str.h"
 #include "portico/upstream.h"
+#include "portico/var.h"
 
 #define MAGLEV_MIN    65537u    /* table slots, a prime; more with many servers */
 #define MAGLEV_PER    128u      /* at least this many slots per server */
@@ -57,153 +58,38 @@ static inline uint64_t mix64(uint64_t x)        /* splitmix64's finaliser */
 
 /* ------------------------------------------------------------------ hash_key */
 
-static const struct {
-    const char *name;
-    pt_hash_var var;
-    bool        prefix;     /* name_SUFFIX */
-} vars[] = {
-    { "uri", PT_HV_URI, false },
-    { "request_uri", PT_HV_REQUEST_URI, false },
-    { "args", PT_HV_ARGS, false },
-    { "host", PT_HV_HOST, false },
-    { "remote_addr", PT_HV_REMOTE_ADDR, false },
-    { "http_", PT_HV_HTTP, true },
-    { "cookie_", PT_HV_COOKIE, true },
-    { "arg_", PT_HV_ARG, true },
-};
-
-static bool var_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
-}
-
 int pt_hash_key_set(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, void *base)
 {
     pt_upstream *up = base;
     const char *v = config_setting_get_string(s);
     if (v == NULL)
         return pt_conf_type_error(cx, s, "a string such as \"$host$uri\"");
-    size_t len = strlen(v), nsegs = 0, nvars = 0;
-    pt_hash_seg *segs = pt_pcalloc(cx->pool, (len + 1) * sizeof(*segs));
-    if (segs == NULL)
-        return pt_conf_error(cx, s, "out of memory");
-    for (size_t i = 0; i < len;) {
-        if (v[i] != '$') {
-            size_t j = i;
-            while (j < len && v[j] != '$')
-                j++;
-            segs[nsegs++] = (pt_hash_seg) { PT_HV_TEXT, { j - i, v + i } };
-            i = j;
-            continue;
-        }
-        bool brace = i + 1 < len && v[i + 1] == '{';
-        size_t a = i + 1 + brace, b = a;
-        while (b < len && var_char(v[b]))
-            b++;
-        if (brace && (b >= len || v[b] != '}'))
-            return pt_conf_error(cx, s, "\"%s\": \"${\" without a closing \"}\"", v);
-        if (b == a)
-            return pt_conf_error(cx, s, "\"%s\": '$' without a variable name (at offset %zu)",
-                                 v, i);
-        pt_str name = { b - a, v + a };
-        bool found = false;
-        for (unsigned n = 0; n < pt_nelems(vars) && !found; n++) {
-            size_t vl = strlen(vars[n].name);
-            if (vars[n].prefix ? name.len > vl && memcmp(name.data, vars[n].name, vl) == 0
-                               : name.len == vl && memcmp(name.data, vars[n].name, vl) == 0) {
-                pt_str arg = vars[n].prefix ? (pt_str) { name.len - vl, name.data + vl }
-                                            : PT_STR_NULL;
-                if (vars[n].var == PT_HV_HTTP) {
-                    /* $http_x_user: the field X-User */
-                    char *f = pt_pstrndup(cx->pool, arg.data, arg.len);
-                    if (f == NULL)
-                        return pt_conf_error(cx, s, "out of memory");
-                    for (char *p = f; *p; p++)
-                        if (*p == '_')
-                            *p = '-';
-                    arg.data = f;
-                }
-                segs[nsegs++] = (pt_hash_seg) { vars[n].var, arg };
-                found = true;
-            }
-        }
-        if (!found)
-            return pt_conf_error(cx, s, "\"%s\": unknown variable $%.*s (known: $uri, "
-                                 "$request_uri, $args, $host, $remote_addr, $http_NAME, "
-                                 "$cookie_NAME, $arg_NAME)", v, (int) name.len, name.data);
-        nvars++;
-        i = b + brace;
-    }
-    if (nvars == 0)
+    if (pt_var_compile(cx, s, v, &up->hash_key.var) != PT_OK)
+        return PT_ERROR;
+    bool vars = false;
+    for (unsigned i = 0; i < up->hash_key.var.nparts; i++)
+        vars = vars || up->hash_key.var.parts[i].kind != PT_VAR_LITERAL;
+    if (!vars)
         return pt_conf_error(cx, s, "\"%s\" has no variable: every request would go to the "
                              "same server", v);
-    up->hash_key = (pt_hash_key) { pt_pstrndup(cx->pool, v, len), segs, (unsigned) nsegs };
+    up->hash_key.text = pt_pstrndup(cx->pool, v, strlen(v));
     return up->hash_key.text ? PT_OK : pt_conf_error(cx, s, "out of memory");
 }
 
-/* The value of name=value in a list separated by sep (cookies: "; ", query: "&"). */
-static pt_str find_pair(pt_str list, char sep, pt_str name)
-{
-    const char *p = list.data, *end = list.data + list.len;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == sep))
-            p++;
-        const char *e = memchr(p, sep, (size_t) (end - p));
-        if (e == NULL)
-            e = end;
-        const char *eq = memchr(p, '=', (size_t) (e - p));
-        if (eq && (size_t) (eq - p) == name.len && memcmp(p, name.data, name.len) == 0)
-            return (pt_str) { (size_t) (e - eq - 1), eq + 1 };
-        p = e;
-    }
-    return PT_STR_NULL;
-}
-
+/* The key's value hashed part by part, without building it; *len: its length (0: the
+ * key came out empty, the request goes round robin). */
 static uint64_t key_hash(const pt_upstream *up, const pt_request *r, size_t *len)
 {
     uint64_t h = FNV_OFFSET;
-    *len = 0;
-    for (unsigned i = 0; i < up->hash_key.nsegs; i++) {
-        const pt_hash_seg *g = &up->hash_key.segs[i];
-        pt_str v = PT_STR_NULL;
-        switch (g->var) {
-        case PT_HV_TEXT:
-            h = fnv(h, g->name.data, g->name.len);
-            continue;
-        case PT_HV_URI:
-            v = r->path;
-            break;
-        case PT_HV_REQUEST_URI:
-            v = r->head.target;
-            break;
-        case PT_HV_ARGS:
-            v = r->head.query;
-            break;
-        case PT_HV_HOST:
-            v = r->host;
-            break;
-        case PT_HV_REMOTE_ADDR:
-            v = (pt_str) { r->conn->peer_ip_len, r->conn->peer_ip };
-            break;
-        case PT_HV_HTTP: {
-            pt_header *f = pt_http_req_header((pt_request *) r, g->name);
-            if (f)
-                v = f->value;
-            break;
-        }
-        case PT_HV_COOKIE:
-            for (uint32_t j = 0; j < r->head.nheaders && v.data == NULL; j++)
-                if (pt_str_caseeq_lit(r->head.headers[j].name, "cookie"))
-                    v = find_pair(r->head.headers[j].value, ';', g->name);
-            break;
-        case PT_HV_ARG:
-            if (r->head.query.data)
-                v = find_pair(r->head.query, '&', g->name);
-            break;
-        }
+    size_t vlen = 0;
+    for (unsigned i = 0; i < up->hash_key.var.nparts; i++) {
+        const pt_var_part *p = &up->hash_key.var.parts[i];
+        pt_str v = pt_var_value(p, (pt_request *) r, r->conn);
         h = fnv(h, v.data, v.len);
-        *len += v.len;
+        if (p->kind != PT_VAR_LITERAL)
+            vlen += v.len;
     }
+    *len = vlen;
     return mix64(h);
 }
 

@@ -397,21 +397,33 @@ static void suggest(const pt_conf_key *keys, unsigned scope, const char *name,
 }
 
 /* Where a key that is unknown here belongs, if it is a key of some scope. */
+static const char *scope_home(unsigned scope)
+{
+    if (scope & PT_SCOPE_MAIN)
+        return "at the top level";
+    if (scope & PT_SCOPE_LISTENER)
+        return "in a listener";
+    if ((scope & PT_SCOPE_ROUTE) && (scope & PT_SCOPE_GLOBAL))
+        return "in a route or in filters.global";
+    if (scope & PT_SCOPE_ROUTE)
+        return "in a route";
+    if (scope & PT_SCOPE_FILTERS)
+        return "in filters";
+    return "in filters.global";
+}
+
 static const char *key_home(const char *name)
 {
-    static const char *const homes[] = { "at the top level", "in a listener", "in a route" };
     const pt_conf_key *core[] = { pt_conf_main_keys, pt_conf_listener_keys, pt_conf_route_keys };
+    const unsigned scopes[] = { PT_SCOPE_MAIN, PT_SCOPE_LISTENER, PT_SCOPE_ROUTE };
     const pt_conf_key *k;
 
     for (unsigned i = 0; i < pt_nelems(core); i++)
         if (find_key(core[i], name, 0))
-            return homes[i];
-    for (unsigned i = 0; i < pt_nmodules; i++) {
-        if ((k = find_key(pt_modules[i]->keys, name, 0)) == NULL)
-            continue;
-        return k->scope & PT_SCOPE_MAIN ? homes[0]
-               : k->scope & PT_SCOPE_LISTENER ? homes[1] : homes[2];
-    }
+            return scope_home(scopes[i]);
+    for (unsigned i = 0; i < pt_nmodules; i++)
+        if ((k = find_key(pt_modules[i]->keys, name, 0)) != NULL)
+            return scope_home(k->scope);
     return NULL;
 }
 
@@ -742,6 +754,9 @@ static int load(pt_conf_loader *lc)
 
     conf->main_conf = pt_conf_mod_confs(cx, PT_SCOPE_MAIN, NULL, NULL);
     if (conf->main_conf == NULL)
+        return PT_ERROR;
+    conf->filters_global = pt_conf_global_scope(cx);
+    if (conf->filters_global == NULL)
         return PT_ERROR;
 
     /* routes refer to listeners (and modules' top-level objects) by name, so they are

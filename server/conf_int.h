@@ -69,6 +69,8 @@ void pt_conf_defaults(pt_conf *conf);
 int  pt_conf_set_routes(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,
                         void *base);
 int  pt_conf_check_core(pt_conf_ctx *cx, config_setting_t *root);
+/* The route-shaped scope of filters.global, with every module's route conf initialised. */
+pt_route *pt_conf_global_scope(pt_conf_ctx *cx);
 
 /* conf_route.c */
 int  pt_route_table_build(pt_conf_ctx *cx);

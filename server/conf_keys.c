@@ -44,6 +44,8 @@ void pt_conf_defaults(pt_conf *conf)
         .drain_idle_grace_ms = 1000,
         .drain_close_spread_ms = 1000,
         .client_body_min_rate = 512,
+        .client_header_min_rate = 128,
+        .client_header_grace_ms = 2000,
         .max_header_size = 16384,
         .max_target_size = 8192,
         .max_headers = 100,
@@ -114,6 +116,8 @@ static const pt_conf_key limit_keys[] = {
     LIMIT(drain_idle_grace_ms, pt_conf_set_uint32, 0, PT_MAX_TIMEOUT_MS),
     LIMIT(drain_close_spread_ms, pt_conf_set_uint32, 0, PT_MAX_TIMEOUT_MS),
     LIMIT(client_body_min_rate, pt_conf_set_uint32, 0, 1073741824),
+    LIMIT(client_header_min_rate, pt_conf_set_uint32, 0, 1073741824),
+    LIMIT(client_header_grace_ms, pt_conf_set_uint32, 1, PT_MAX_TIMEOUT_MS),
     LIMIT(max_header_size, pt_conf_set_uint32, 1024, 1048576),
     LIMIT(max_target_size, pt_conf_set_uint32, 256, 1048576),
     LIMIT(max_headers, pt_conf_set_uint32, 1, 10000),
@@ -543,6 +547,46 @@ int pt_conf_set_routes(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *
     return PT_OK;
 }
 
+/* ---- filters ---- */
+
+/* filters.global: the modules' route keys that may apply before routing, into the
+ * route-shaped scope load() created. */
+static int set_filters_global(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,
+                              void *base)
+{
+    pt_route *g = ((pt_conf *) base)->filters_global;
+
+    g->line = (int) pt_conf_setting_line(cx, s);
+    return pt_conf_parse_scope(cx, s, NULL, g, PT_SCOPE_GLOBAL, g->mod_conf);
+}
+
+static const pt_conf_key filters_keys[] = {
+    { "global", 0, set_filters_global, 0, 0, 0, NULL },
+    { NULL, 0, NULL, 0, 0, 0, NULL }
+};
+
+/* filters = { ... }: a section the filtering modules share. Their definitions (access
+ * lists, rules, limits) are module keys of scope PT_SCOPE_FILTERS, into their main conf;
+ * `global` is the core's. */
+static int set_filters(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k,
+                       void *base)
+{
+    pt_conf *conf = base;
+    return pt_conf_parse_scope(cx, s, filters_keys, conf, PT_SCOPE_FILTERS, conf->main_conf);
+}
+
+pt_route *pt_conf_global_scope(pt_conf_ctx *cx)
+{
+    pt_route *g = pt_conf_alloc(cx, sizeof(*g));
+    if (g == NULL)
+        return NULL;
+    g->index = UINT32_MAX;
+    g->global = true;
+    g->listener = -1;
+    g->mod_conf = pt_conf_mod_confs(cx, PT_SCOPE_ROUTE, g, NULL);
+    return g->mod_conf ? g : NULL;
+}
+
 /* ---- the top-level table ---- */
 
 const pt_conf_key pt_conf_main_keys[] = {
@@ -561,6 +605,7 @@ const pt_conf_key pt_conf_main_keys[] = {
     { "listeners", PT_SCOPE_MAIN, set_listeners, 0, 0, 0, NULL },
     { "routes", PT_SCOPE_MAIN, pt_conf_set_routes, 0, 0, 0, NULL },
     { "upstreams", PT_SCOPE_MAIN, pt_upstream_conf_set, 0, 0, 0, NULL },
+    { "filters", PT_SCOPE_MAIN, set_filters, 0, 0, 0, NULL },
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
 

@@ -1,4 +1,5 @@
 /* Generic setters for lists: header fields and strings. */
+#include <string.h>
 #include "portico/conf.h"
 #include "portico/pool.h"
 
@@ -82,5 +83,24 @@ int pt_conf_set_str_list(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key
         l->s[i] = pt_pstr(cx->pool, (pt_str) { strlen(v), v });
     }
     l->n = n;
+    return PT_OK;
+}
+
+int pt_conf_parse_list(pt_conf_ctx *cx, config_setting_t *s, const char *shape, size_t size,
+                       pt_conf_elem_fn parse, void *arg, void *elems, unsigned *n)
+{
+    if (!config_setting_is_list(s))
+        return pt_conf_type_error(cx, s, shape);
+    unsigned len = (unsigned) config_setting_length(s);
+    char *a = pt_pcalloc(cx->pool, (len ? len : 1) * size);
+    if (a == NULL)
+        return pt_conf_error(cx, NULL, "out of memory");
+    memcpy(elems, &a, sizeof(a));       /* elems: the address of an ELEM * */
+    *n = 0;
+    for (unsigned i = 0; i < len; i++) {
+        if (parse(cx, config_setting_get_elem(s, i), arg, a + i * size) != PT_OK)
+            return PT_ERROR;
+        *n = i + 1;
+    }
     return PT_OK;
 }

@@ -13,6 +13,7 @@
 #include <pcre2.h>
 
 #include "portico/conf.h"
+#include "portico/counters.h"
 #include "portico/str.h"
 #include "conf_int.h"
 
@@ -31,6 +32,7 @@ typedef struct {
     pt_method method;
     pt_str    method_name;
     unsigned  listener;
+    bool      any_method;     /* pt_route_allow: the method is not a condition */
 } route_req;
 
 static bool key_eq(const pt_route_bucket *b, const char *p, size_t n, uint32_t h)
@@ -67,6 +69,12 @@ int pt_route_table_build(pt_conf_ctx *cx)
     unsigned nhost = 0, nany = 0;
 
     memset(t, 0, sizeof(*t));
+    for (unsigned i = 0; i < conf->nroutes; i++) {
+        const pt_route *rt = &conf->routes[i];
+        if ((rt->methods || rt->nmethod_names) && t->refused_methods == NULL
+            && pt_counter_declare(cx, "route", "methods", &t->refused_methods) != PT_OK)
+            return PT_ERROR;
+    }
     for (unsigned i = 0; i < conf->nroutes; i++) {
         if (conf->routes[i].has_host)
             nhost++;
@@ -154,7 +162,7 @@ static bool route_matches(const pt_route *rt, const route_req *rq)
         && !(rt->path_ignore_case ? has_prefix_ci(rq->path, rt->path_prefix)
                                   : pt_str_has_prefix(rq->path, rt->path_prefix)))
         return false;
-    if (rt->methods || rt->nmethod_names) {
+    if ((rt->methods || rt->nmethod_names) && !rq->any_method) {
         if (rq->method != PT_M_OTHER) {
             if ((unsigned) rq->method >= 32 || !(rt->methods & (1u << rq->method)))
                 return false;
@@ -203,7 +211,7 @@ const pt_route *pt_route_find(const pt_conf *conf, pt_str host, pt_str path, pt_
                               pt_str method_name, unsigned listener)
 {
     const pt_route_table *t = &conf->route_table;
-    route_req rq = { path, m, method_name, listener };
+    route_req rq = { path, m, method_name, listener, false };
     route_list lists[PT_ROUTE_LISTS];
     unsigned nl = 0, best = UINT_MAX;
     const pt_route_bucket *b;
@@ -235,4 +243,90 @@ const pt_route *pt_route_find(const pt_conf *conf, pt_str host, pt_str path, pt_
     }
     best = merge(conf, lists, nl, best, &rq);
     return best < conf->nroutes ? &conf->routes[best] : NULL;
+}
+
+/* In pt_method order; PT_M_OTHER has no name. */
+static const char *const method_text[] = {
+    NULL, "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"
+};
+
+typedef struct {
+    uint32_t     methods;
+    const pt_str *names[16];       /* other method tokens, each once */
+    unsigned     nnames;
+    bool         any;
+} allow_acc;
+
+static void allow_list(const pt_conf *conf, const unsigned *v, unsigned n, const route_req *rq,
+                       allow_acc *acc)
+{
+    for (unsigned i = 0; i < n; i++) {
+        const pt_route *rt = &conf->routes[v[i]];
+        if (!route_matches(rt, rq))
+            continue;
+        acc->any = true;
+        acc->methods |= rt->methods;
+        for (unsigned j = 0; j < rt->nmethod_names; j++) {
+            unsigned k;
+            for (k = 0; k < acc->nnames; k++)
+                if (pt_str_eq(*acc->names[k], rt->method_names[j]))
+                    break;
+            if (k == acc->nnames && acc->nnames < pt_nelems(acc->names))
+                acc->names[acc->nnames++] = &rt->method_names[j];
+        }
+    }
+}
+
+size_t pt_route_allow(const pt_conf *conf, pt_str host, pt_str path, unsigned listener,
+                      char *buf, size_t size)
+{
+    const pt_route_table *t = &conf->route_table;
+    route_req rq = { path, PT_M_OTHER, PT_STR_NULL, listener, true };
+    allow_acc acc;
+    const pt_route_bucket *b;
+
+    memset(&acc, 0, sizeof(acc));
+    allow_list(conf, t->any, t->nany, &rq, &acc);
+    if (host.len && host.data[host.len - 1] == '.')
+        host.len--;
+    if (t->nbuckets && host.len) {
+        b = bucket_find(t->exact, t->nbuckets, host.data, host.len);
+        if (b)
+            allow_list(conf, b->routes, b->nroutes, &rq, &acc);
+        unsigned labels = 0;
+        for (size_t i = host.len - 1; i > 0 && labels < t->max_labels; i--) {
+            if (host.data[i] != '.')
+                continue;
+            labels++;
+            b = bucket_find(t->wild, t->nbuckets, host.data + i, host.len - i);
+            if (b)
+                allow_list(conf, b->routes, b->nroutes, &rq, &acc);
+        }
+    }
+    if (!acc.any)
+        return 0;
+    size_t len = 0;
+    for (unsigned m = 1; m < pt_nelems(method_text); m++) {
+        size_t n = strlen(method_text[m]);
+        if (!(acc.methods & (1u << m)) || len + n + 2 > size)
+            continue;
+        if (len) {
+            memcpy(buf + len, ", ", 2);
+            len += 2;
+        }
+        memcpy(buf + len, method_text[m], n);
+        len += n;
+    }
+    for (unsigned k = 0; k < acc.nnames; k++) {
+        const pt_str *n = acc.names[k];
+        if (len + n->len + 2 > size)
+            break;
+        if (len) {
+            memcpy(buf + len, ", ", 2);
+            len += 2;
+        }
+        memcpy(buf + len, n->data, n->len);
+        len += n->len;
+    }
+    return len;
 }

@@ -403,6 +403,8 @@ void pt_conn_close(pt_conn *c)
     c->closed = true;
     if (c->proto && c->proto->release)
         c->proto->release(c);
+    if (c->accepted_by)
+        pt_accept_closed(c);
     pt_timer_del(&pt_loop_cur->timers, &c->timer);
     pt_xprt_close(&c->x);
     pt_conn_release_pool(c);

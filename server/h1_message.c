@@ -73,7 +73,7 @@ int pt_h1_read_body(pt_request *r, const char **data, size_t *len)
     pt_conn *c = r->conn;
     PT_ASSERT(r->sess == &pt_h1_session && h1_of(c)->req == r);
     h1_stream *st = r->stream;
-    const uint64_t max = pt_wconf->limits.max_body_size;
+    const uint64_t max = r->body_max;
 
     switch (r->body_state) {
     case PT_RB_NONE:

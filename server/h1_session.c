@@ -18,6 +18,38 @@ static pt_h1_limits h1_limits;
 static void h1_step(pt_defer *d);
 static void read_head(h1_session *s);
 
+/* The head's deadline: client_header_timeout_ms from its start, and sooner when the bytes
+ * so far fall short of client_header_min_rate: a head may take client_header_grace_ms
+ * plus 1 s per client_header_min_rate bytes received. A trickle (slowloris) is cut once
+ * it falls behind, a client that sends at once is never concerned. Returns the ms left
+ * (0: the deadline has passed) and, in *rate, whether it is the rate's deadline. */
+static uint32_t head_time_left(h1_session *s, bool *rate)
+{
+    const pt_limits *lim = &pt_wconf->limits;
+    uint32_t elapsed = (uint32_t) pt_loop_cur->now - s->head_started;
+    uint64_t allowed = lim->client_header_timeout_ms;
+
+    *rate = false;
+    if (lim->client_header_min_rate) {
+        pt_conn *c = s->c;
+        uint64_t got = c->in.start ? (uint64_t) pt_buf_len(&c->in) : 0;
+        uint64_t by_rate = lim->client_header_grace_ms
+                           + got * 1000 / lim->client_header_min_rate;
+        if (by_rate < allowed) {
+            allowed = by_rate;
+            *rate = true;
+        }
+    }
+    return elapsed >= allowed ? 0 : (uint32_t) (allowed - elapsed);
+}
+
+static void arm_head_timer(h1_session *s)
+{
+    bool rate;
+    uint32_t ms = head_time_left(s, &rate);
+    pt_conn_set_timer(s->c, ms ? ms : 1);
+}
+
 static void h1_start(pt_conn *c)
 {
     h1_session *s = h1_of(c);
@@ -33,7 +65,8 @@ static void h1_start(pt_conn *c)
     }
     /* the first request's head must arrive within the header timeout, counted from the
      * connection's start */
-    pt_conn_set_timer(c, pt_wconf->limits.client_header_timeout_ms);
+    s->head_started = (uint32_t) pt_loop_cur->now;
+    arm_head_timer(s);
     read_head(s);
 }
 
@@ -66,7 +99,8 @@ static void begin_head(h1_session *s)
         c->in.pos = c->in.start;
         c->in.last = c->in.start + n;
     }
-    pt_conn_set_timer(c, pt_wconf->limits.client_header_timeout_ms);
+    s->head_started = (uint32_t) pt_loop_cur->now;
+    arm_head_timer(s);
 }
 
 /* The buffer moved: the request's strings point into it, so they move along. */
@@ -277,8 +311,12 @@ static void read_head(h1_session *s)
         ssize_t n = pt_conn_read(c);
         if (n > 0)
             continue;
-        if (n == PT_AGAIN)
+        if (n == PT_AGAIN) {
+            /* more bytes of the head may extend its deadline (client_header_min_rate) */
+            if (r && s->state == H1_HEAD && pt_wconf->limits.client_header_min_rate)
+                arm_head_timer(s);
             return;
+        }
         /* EOF or error */
         if (r && pt_buf_len(&c->in) > 0)
             pt_log(PT_LOG_INFO, "client %s closed the connection while sending a request head",
@@ -412,13 +450,23 @@ static void h1_timeout(h1_session *s)
     case H1_LINGER:
         pt_conn_close(c);
         return;
-    case H1_HEAD:
+    case H1_HEAD: {
+        bool rate;
+        if (head_time_left(s, &rate) > 0) {
+            arm_head_timer(s);          /* bytes came meanwhile: a later deadline */
+            return;
+        }
         if (r == NULL || pt_buf_len(&c->in) == 0) {
+            if (rate)
+                pt_debug("closed connection from %s: no request head byte within "
+                         "client_header_grace_ms", c->peer_ip);
             pt_conn_close(c);           /* nothing was sent: no one to answer */
             return;
         }
-        refuse(s, r, 408, "client sent the request head too slowly");
+        refuse(s, r, 408, rate ? "client sent the request head below client_header_min_rate"
+                               : "client sent the request head too slowly");
         return;
+    }
     case H1_ACTIVE:
         if (r == NULL) {
             pt_conn_close(c);

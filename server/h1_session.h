@@ -23,6 +23,9 @@ typedef enum h1_state {
 typedef struct h1_session {
     pt_conn    *c;
     h1_state    state;
+    uint32_t    head_started;    /* monotonic ms (low 32 bits) when the head began: the
+                                  * connection's start, or a keep-alive request's first
+                                  * byte (client_header_min_rate counts from it) */
     pt_request *req;             /* the request being read or served */
     uint64_t    requests;        /* served on this connection */
     uint64_t    linger_left;     /* bytes still dropped before closing */

@@ -325,7 +325,7 @@ int h2_read_body(pt_request *r, const char **data, size_t *len)
 {
     h2_stream *st = r->stream;
     h2_session *s = st->s;
-    const uint64_t max = pt_wconf->limits.max_body_size;
+    const uint64_t max = r->body_max;       /* max_body_size, or a route's lower one */
 
     switch (r->body_state) {
     case PT_RB_NONE:

@@ -139,6 +139,19 @@ static int buffer_append(pt_request *r, const char *d, size_t n)
     return PT_OK;
 }
 
+/* The next slice for buffering or peeking: one given back first (it lies before the
+ * session's read position, which must not move until it is taken), then the session's. */
+static int next_slice(pt_request *r, const char **d, size_t *n)
+{
+    if (r->body_unread_len) {
+        *d = r->body_unread;
+        *n = r->body_unread_len;
+        r->body_unread_len = 0;
+        return PT_OK;
+    }
+    return r->sess->read_body(r, d, n);
+}
+
 /* Reads on until the body is in memory or over the limit. PT_OK: whole (or too big: then
  * r->body_buffered stays false and read_body goes on with the wire); PT_AGAIN; PT_ERROR. */
 static int buffer_step(pt_request *r)
@@ -146,7 +159,7 @@ static int buffer_step(pt_request *r)
     for (;;) {
         const char *d;
         size_t n;
-        int rc = r->sess->read_body(r, &d, &n);
+        int rc = next_slice(r, &d, &n);
         if (rc == PT_AGAIN)
             return PT_AGAIN;
         if (rc == PT_ERROR)
@@ -178,12 +191,17 @@ static void buffer_on_body(pt_request *r)
 
 int pt_http_buffer_body(pt_request *r, size_t max, void (*done)(pt_request *r, int rc))
 {
-    if (r->body_state == PT_RB_NONE || r->body_state == PT_RB_DONE) {
+    /* a prefix may be held already (pt_http_peek_body): buffering goes on after it */
+    bool held = r->body_buf_len > 0 || r->body_unread_len > 0;
+    if (r->body_buffered)
+        return PT_OK;
+    if (!held && (r->body_state == PT_RB_NONE || r->body_state == PT_RB_DONE)) {
         r->body_buffered = true;
         return PT_OK;
     }
-    if (r->body_state != PT_RB_PENDING || max == 0
-        || (!r->head.chunked && (uint64_t) r->head.content_length > max))
+    if (max == 0 || (!r->head.chunked && (uint64_t) r->head.content_length > max)
+        || (!held && r->body_state != PT_RB_PENDING) || r->body_buf_off > 0
+        || r->body_buf_len > max)
         return PT_DECLINED;
     r->body_buf_max = max;
     r->body_buffering = true;
@@ -191,6 +209,79 @@ int pt_http_buffer_body(pt_request *r, size_t max, void (*done)(pt_request *r, i
     if (rc == PT_AGAIN) {
         r->body_buffered_fn = done;
         r->on_body = buffer_on_body;
+        return PT_AGAIN;
+    }
+    r->body_buffering = false;
+    r->sess->body_timer(r, 0);
+    return rc;
+}
+
+/* Peeking: the first body_peek bytes (or the whole body when shorter) held in body_buf,
+ * not consumed: read_body hands them out first. Only what is still missing is read, and
+ * a slice that goes past the prefix is split: its rest is given back, so nothing after
+ * the prefix is copied or waited for. */
+static int peek_step(pt_request *r)
+{
+    size_t want = r->body_buf_max;
+    while (r->body_buf_len < want) {
+        const char *d;
+        size_t n;
+        int rc = next_slice(r, &d, &n);
+        if (rc == PT_AGAIN || rc == PT_ERROR)
+            return rc;
+        if (rc == PT_DONE)
+            break;
+        if (r->body_buf_len == 0 && r->body_state == PT_RB_DONE && !r->head.chunked) {
+            /* the whole body in one slice of the connection buffer: held where it is */
+            r->body_buf = (char *) d;
+            r->body_buf_len = n;
+            r->body_buf_cap = 0;
+            break;
+        }
+        if (r->body_buf_cap == 0) {
+            r->body_buf = pt_palloc(r->pool, want);
+            if (r->body_buf == NULL)
+                return pt_http_body_fail(r, 500, "out of memory for the request body");
+            r->body_buf_cap = want;
+        }
+        size_t take = pt_min(n, want - r->body_buf_len);
+        memcpy(r->body_buf + r->body_buf_len, d, take);
+        r->body_buf_len += take;
+        if (take < n)
+            pt_http_unread_body(r, d + take, n - take);
+    }
+    if (r->body_state == PT_RB_DONE && r->body_unread_len == 0)
+        r->body_buffered = true;        /* the prefix is the whole body */
+    return PT_OK;
+}
+
+static void peek_on_body(pt_request *r)
+{
+    int rc = peek_step(r);
+    if (rc == PT_AGAIN)
+        return;
+    r->body_buffering = false;
+    r->on_body = NULL;
+    r->sess->body_timer(r, 0);
+    r->body_buffered_fn(r, rc);
+}
+
+int pt_http_peek_body(pt_request *r, size_t size, void (*done)(pt_request *r, int rc))
+{
+    if (r->body_buffered || size == 0 || r->body_state == PT_RB_NONE)
+        return PT_OK;
+    if (r->body_buf_off > 0 || (r->body_buf_len == 0 && r->body_state == PT_RB_DONE))
+        return PT_DECLINED;             /* someone read it already */
+    if (r->body_buf_len >= size)
+        return PT_OK;                   /* held by an earlier peek */
+    if (r->body_buf_len && r->body_buf_cap < size)
+        return PT_DECLINED;             /* a smaller prefix is held: not grown */
+    r->body_buf_max = size;
+    r->body_buffering = true;
+    int rc = peek_step(r);
+    if (rc == PT_AGAIN) {
+        r->body_buffered_fn = done;
+        r->on_body = peek_on_body;
         return PT_AGAIN;
     }
     r->body_buffering = false;

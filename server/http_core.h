@@ -53,6 +53,7 @@ const pt_session_ops *pt_conn_session_for_alpn(const unsigned char *proto, unsig
 /* accept.c: stages that run before a session owns the connection */
 void pt_accept_start(pt_conn *c);
 void pt_accept_event(pt_conn *c, uint32_t events);
+void pt_accept_closed(pt_conn *c);          /* the modules that took c are told */
 
 /* http_request.c: the request engine */
 /* A request of session s on c, in pool (h1: the connection's, reset between requests;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "portico/conf.h"
+#include "portico/counters.h"
 #include "portico/h1.h"
 #include "portico/log.h"
 #include "portico/pool.h"
@@ -48,6 +49,7 @@ pt_request *pt_http_request_new(pt_conn *c, pt_pool *pool, const pt_session_ops 
     r->stream = stream_size ? (char *) r->ctx + ctx_size : NULL;
     r->start_ms = pt_loop_cur->now_real;
     r->start_mono = pt_loop_cur->now;
+    r->body_max = pt_wconf->limits.max_body_size;
     r->upstream_ms = -1;
     r->resp_length = -1;
     r->head.content_length = -1;
@@ -89,9 +91,6 @@ static void lower_host(pt_request *r)
 
 void pt_http_process(pt_request *r)
 {
-    pt_conn *c = r->conn;
-    const pt_limits *lim = &pt_wconf->limits;
-
     PT_ASSERT(r->sess != NULL && !r->header_sent && !r->finalized);
     lower_host(r);
     if (r->head.path.len == 1 && r->head.path.data[0] == '*') {
@@ -115,18 +114,44 @@ void pt_http_process(pt_request *r)
         }
         r->path = (pt_str) { nlen, np };
     }
-    if (lim->max_body_size && r->head.content_length > 0
-        && (uint64_t) r->head.content_length > lim->max_body_size) {
-        r->keepalive = false;
-        pt_http_refuse(r, 413, "Content-Length exceeds max_body_size");
-        return;
-    }
-
-    r->route = pt_route_find(pt_wconf, r->host, r->path, r->head.method, r->head.method_name,
-                             c->listener->conf->index);
+    /* the first phase runs before routing, with the global filters' scope */
+    r->route = pt_wconf->filters_global;
     r->phase = 0;
     r->phase_index = 0;
     pt_http_run_phases(r);
+}
+
+static void route_request(pt_request *r)
+{
+    r->route = pt_route_find(pt_wconf, r->host, r->path, r->head.method, r->head.method_name,
+                             r->conn->listener->conf->index);
+}
+
+/* No route: 405 with the methods allowed by the routes that match all but the method,
+ * else 404. */
+static void no_route(pt_request *r)
+{
+    char allow[256];
+    size_t n = pt_route_allow(pt_wconf, r->host, r->path, r->conn->listener->conf->index,
+                              allow, sizeof(allow));
+    if (n == 0) {
+        r->error_reason = "no route matches";
+        pt_http_finalize(r, 404);
+        return;
+    }
+    char *v = pt_pstrndup(r->pool, allow, n);
+    if (v == NULL || pt_http_error_header(r, PT_STR("Allow"), (pt_str) { n, v }) != PT_OK) {
+        pt_http_finalize(r, 500);
+        return;
+    }
+    const char *why = "method not allowed";
+    char *w = pt_palloc(r->pool, n + 64);
+    if (w) {
+        snprintf(w, n + 64, "method not allowed: the route allows %s", v);
+        why = w;
+    }
+    pt_counter_add(pt_wconf->route_table.refused_methods, 1);
+    pt_http_finalize(r, pt_http_deny(r, 405, why));
 }
 
 void pt_http_run_phases(pt_request *r)
@@ -147,10 +172,19 @@ void pt_http_run_phases(pt_request *r)
         }
         r->phase++;
         r->phase_index = 0;
+        if (p == PT_PHASE_REQUEST)
+            route_request(r);
+    }
+    /* checked once the route is known: its max_body_size (modules/restrict.c) may be
+     * above or below limits.max_body_size; still before anything reads the body */
+    if (r->body_max && r->head.content_length > 0
+        && (uint64_t) r->head.content_length > r->body_max) {
+        r->keepalive = false;
+        pt_http_refuse(r, 413, "Content-Length exceeds max_body_size");
+        return;
     }
     if (r->route == NULL || r->route->content == NULL) {
-        r->error_reason = "no route matches";
-        pt_http_finalize(r, 404);
+        no_route(r);
         return;
     }
     int rc = r->route->content->content(r);
@@ -158,6 +192,31 @@ void pt_http_run_phases(pt_request *r)
         pt_http_finalize(r, rc);
     else if (rc == PT_ERROR)
         pt_http_finalize(r, r->header_sent ? PT_ERROR : 500);
+}
+
+int pt_http_deny(pt_request *r, unsigned status, const char *why)
+{
+    const char *copy = why ? pt_pstrndup(r->pool, why, strlen(why)) : NULL;
+    r->error_reason = copy ? copy : "refused";
+    if (pt_stats_mine)
+        pt_stats_mine->refused++;
+    pt_log(PT_LOG_INFO, "refused request from %s: %s (%s)", r->conn->peer_ip,
+           pt_http_status_line(status), r->error_reason);
+    return (int) status;
+}
+
+int pt_http_error_header(pt_request *r, pt_str name, pt_str value)
+{
+    if (r->err_nheaders % 4 == 0) {
+        pt_header *h = pt_palloc(r->pool, (r->err_nheaders + 4) * sizeof(pt_header));
+        if (h == NULL)
+            return PT_ERROR;
+        if (r->err_nheaders)
+            memcpy(h, r->err_headers, r->err_nheaders * sizeof(pt_header));
+        r->err_headers = h;
+    }
+    r->err_headers[r->err_nheaders++] = (pt_header) { name, value };
+    return PT_OK;
 }
 
 void pt_http_refuse(pt_request *r, unsigned status, const char *why)

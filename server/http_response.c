@@ -309,11 +309,17 @@ int pt_http_send_error(pt_request *r, unsigned status)
         return PT_ERROR;
     }
     r->resp_nheaders = 0;
-    if (status >= 400 && status != 404 && status != 405 && status != 501)
+    /* a refusal by a limit (405, 429) says nothing bad about the connection */
+    if (status >= 400 && status != 404 && status != 405 && status != 429 && status != 501)
         r->keepalive = false;
     if (pt_http_body_pending(r) && r->head.expect_continue && !r->continue_sent)
         r->keepalive = false;
-    if (status == 405)
+    bool allow = false;
+    for (uint32_t i = 0; i < r->err_nheaders; i++) {
+        allow = allow || pt_str_caseeq_lit(r->err_headers[i].name, "allow");
+        pt_http_add_header(r, r->err_headers[i].name, r->err_headers[i].value);
+    }
+    if (status == 405 && !allow)
         pt_http_add_header(r, PT_STR("Allow"), PT_STR("GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"));
     if (r->retry_after && (status == 503 || status == 429)) {
         char num[24];

@@ -507,6 +507,9 @@ static void reap(void)
 
         g->alive--;
         pt_stats_slot_retire((int) (p - procs));
+        for (unsigned i = 0; i < pt_nmodules; i++)
+            if (pt_modules[i]->worker_gone)
+                pt_modules[i]->worker_gone(&g->cycle, (int) (p - procs));
 
         if (expected) {
             slot_free(p);

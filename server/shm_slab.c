@@ -219,6 +219,28 @@ pt_shm_slab *pt_shm_slab_attach(void *addr, size_t size)
 }
 
 
+/* Under the lock: every page back on the free list, as init leaves them, the lock kept.
+ * For a module whose own structures are beyond repair: starting over leaks nothing. */
+void pt_shm_slab_clear_locked(pt_shm_slab *s)
+{
+    memset(page_at(s, 0), 0, s->npages * sizeof(slab_page));
+    s->free_head = 0;
+    for (unsigned c = 0; c < PT_SHM_SLAB_CLASSES; c++) {
+        pt_shm_slab_class *k = &s->cls[c];
+        k->partial = k->full = 0;
+        k->pages = k->used = 0;
+        k->frees = k->allocs;           /* allocs - frees == used holds */
+    }
+    for (uint32_t i = s->npages; i-- > 0;) {
+        slab_page *pg = page_at(s, i);
+        pg->cls = SLAB_NO_CLASS;
+        page_push(s, pg, LIST_FREE);
+    }
+    s->free_pages = s->npages;
+    journal_end(s);
+}
+
+
 /* Lock and repair ----------------------------------------------------------------------- */
 
 int pt_shm_slab_lock(pt_shm_slab *s)

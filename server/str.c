@@ -77,3 +77,42 @@ size_t pt_fmt_u64(char *buf, uint64_t n)
     memcpy(buf, tmp + i, sizeof(tmp) - i);
     return sizeof(tmp) - i;
 }
+
+/* SipHash-2-4 (Aumasson and Bernstein): a keyed hash for tables whose keys come from
+ * clients, so that nobody who does not know the key can pick keys that share a chain. */
+#define ROTL64(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND(v0, v1, v2, v3) do { \
+        v0 += v1; v1 = ROTL64(v1, 13); v1 ^= v0; v0 = ROTL64(v0, 32); \
+        v2 += v3; v3 = ROTL64(v3, 16); v3 ^= v2; \
+        v0 += v3; v3 = ROTL64(v3, 21); v3 ^= v0; \
+        v2 += v1; v1 = ROTL64(v1, 17); v1 ^= v2; v2 = ROTL64(v2, 32); \
+    } while (0)
+
+uint64_t pt_siphash(const uint64_t key[2], const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    uint64_t v0 = key[0] ^ 0x736f6d6570736575ULL, v1 = key[1] ^ 0x646f72616e646f6dULL;
+    uint64_t v2 = key[0] ^ 0x6c7967656e657261ULL, v3 = key[1] ^ 0x7465646279746573ULL;
+    size_t i, words = n / 8;
+
+    for (i = 0; i < words; i++, p += 8) {
+        uint64_t m = 0;
+        for (int b = 7; b >= 0; b--)
+            m = m << 8 | p[b];          /* little-endian, whatever the host */
+        v3 ^= m;
+        SIPROUND(v0, v1, v2, v3);
+        SIPROUND(v0, v1, v2, v3);
+        v0 ^= m;
+    }
+    uint64_t last = (uint64_t) n << 56;
+    for (size_t b = 0; b < (n & 7); b++)
+        last |= (uint64_t) p[b] << (8 * b);
+    v3 ^= last;
+    SIPROUND(v0, v1, v2, v3);
+    SIPROUND(v0, v1, v2, v3);
+    v0 ^= last;
+    v2 ^= 0xff;
+    for (int r = 0; r < 4; r++)
+        SIPROUND(v0, v1, v2, v3);
+    return v0 ^ v1 ^ v2 ^ v3;
+}

@@ -24,6 +24,11 @@ typedef struct pt_module pt_module;
 #define PT_SCOPE_MAIN     0x1   /* top level */
 #define PT_SCOPE_LISTENER 0x2   /* inside an element of listeners = ( ... ) */
 #define PT_SCOPE_ROUTE    0x4   /* inside an element of routes = ( ... ) */
+#define PT_SCOPE_FILTERS  0x8   /* inside the top-level filters = { ... } (definitions:
+                                 * access lists, rules, limits), into the main conf */
+#define PT_SCOPE_GLOBAL   0x10  /* inside filters.global = { ... }: what applies to every
+                                 * request before routing, into the route conf of
+                                 * conf->filters_global (a route-shaped scope) */
 
 /* A setter parses one setting into base + key->offset; it reports its own errors with
  * pt_conf_error() and returns PT_OK or PT_ERROR. */
@@ -60,6 +65,9 @@ typedef struct pt_limits {
     uint32_t drain_idle_grace_ms;       /* drain: idle keep-alive kept this long after use */
     uint32_t drain_close_spread_ms;     /* drain: closes of idle connections spread over */
     uint32_t client_body_min_rate;      /* bytes/s a body must average; 0 = no minimum */
+    uint32_t client_header_min_rate;    /* bytes/s a head must average after the grace;
+                                         * 0 = no minimum */
+    uint32_t client_header_grace_ms;    /* a head's time before its rate counts */
     uint32_t max_header_size;           /* request line + header section */
     uint32_t max_target_size;           /* request-target */
     uint32_t max_headers;               /* header field count */
@@ -82,10 +90,13 @@ typedef struct pt_listener_conf {
     void                  **mod_conf;   /* by module index; NULL where a module has none */
 } pt_listener_conf;
 
-/* A route: conditions (all must hold) and the module that produces the content. */
+/* A route: conditions (all must hold) and the module that produces the content. The
+ * same struct holds filters.global (global = true): no conditions, no content, only the
+ * route confs of the modules whose keys may appear there. */
 typedef struct pt_route {
-    unsigned           index;
+    unsigned           index;          /* in conf->routes; UINT32_MAX for filters.global */
     int                line;
+    bool               global;         /* conf->filters_global, not a route */
     pt_str             host;           /* lower-case; for "*.example.com": ".example.com" */
     bool               host_wildcard;
     bool               has_host;
@@ -119,6 +130,7 @@ typedef struct pt_route_table {
     unsigned         *any;       /* routes without host, ascending */
     unsigned          nany;
     unsigned          max_labels;/* most labels in a wildcard suffix */
+    struct pt_counter *refused_methods;   /* "route:methods": 405s for a route's methods */
 } pt_route_table;
 
 /* server_tokens: what the Server field of responses says. */
@@ -147,6 +159,7 @@ struct pt_conf {
     pt_route         *routes;
     unsigned          nroutes;
     pt_route_table    route_table;
+    pt_route         *filters_global;   /* filters.global: never NULL once loaded */
     void            **main_conf;  /* by module index */
     void             *shm_zones;  /* pt_shm_zone list declared while loading (shm-t.h) */
     struct pt_upstream *upstreams; /* origin server groups (upstream-t.h) */

@@ -71,6 +71,14 @@ typedef struct pt_str_list {
 } pt_str_list;
 int pt_conf_set_str_list(pt_conf_ctx *, config_setting_t *, const pt_conf_key *, void *);
 
+/* A list of definitions ( { name = ...; ... }, ... ): an array of n elements of size bytes
+ * from the pool, its address stored in *elems (elems: the address of an ELEM *), each filled by parse(cx, element, arg, &elem[i]); *n counts
+ * those parsed (so what was built can be released after an error). shape: the type
+ * error's hint, "a list ( { name = ...; max = ...; }, ... )". */
+typedef int (*pt_conf_elem_fn)(pt_conf_ctx *cx, config_setting_t *e, void *arg, void *elem);
+int pt_conf_parse_list(pt_conf_ctx *cx, config_setting_t *s, const char *shape, size_t size,
+                       pt_conf_elem_fn parse, void *arg, void *elems, unsigned *n);
+
 /* Parses "127.0.0.1:80", "[::1]:80" (and for upstreams, "host:port", resolved now). */
 int pt_conf_parse_addr(pt_conf_ctx *cx, config_setting_t *s, const char *text, bool resolve,
                        struct sockaddr_storage *ss, socklen_t *len);
@@ -79,6 +87,12 @@ int pt_conf_parse_addr(pt_conf_ctx *cx, config_setting_t *s, const char *text, b
  * host: the request's host, any case, no port. path: normalised path. */
 const pt_route *pt_route_find(const pt_conf *conf, pt_str host, pt_str path, pt_method m,
                               pt_str method_name, unsigned listener);
+
+/* No route holds for a request: when some would but for its method, the union of the
+ * methods they allow ("GET, HEAD, POST", the value of an Allow field) in buf and its
+ * length; 0 when none would (a 404, not a 405). */
+size_t pt_route_allow(const pt_conf *conf, pt_str host, pt_str path, unsigned listener,
+                      char *buf, size_t size);
 
 /* Per-module conf of a scope (NULL if the module has none). */
 #define pt_main_conf(conf, mod)   ((conf)->main_conf[(mod).index])

@@ -106,6 +106,8 @@ struct pt_conn {
     bool                  closed;
     bool                  plain_on_tls;  /* plain HTTP came to a TLS listener: the
                                           * session answers its request with a 400 */
+    uint32_t              accepted_by;   /* modules whose accept hook took the connection
+                                          * (bit by module index): told when it closes */
     pt_buf                in;            /* NULL start: not allocated (idle) */
     pt_out                out;
     pt_timer              timer;         /* the one deadline this connection waits for */

@@ -66,6 +66,8 @@ struct pt_request {
     unsigned         phase_index;
     uint64_t         filters;       /* response filters switched on for this request (bits
                                      * by filter position, see pt_http_filter_on) */
+    uint64_t         body_max;      /* request body limit: max_body_size, maybe lowered by
+                                     * a route (0: none) */
 
     /* request body */
     pt_body_state    body_state;
@@ -104,6 +106,10 @@ struct pt_request {
     uint64_t         bytes_sent;       /* whole response on the wire, for the log */
     size_t           resp_head_len;    /* bytes of the response head (body = sent - head) */
     uint64_t         resp_body_queued; /* body bytes handed to the transport */
+
+    pt_header       *err_headers;      /* fields an error page keeps (Allow, Retry-After) */
+    uint32_t         err_nheaders;
+    pt_str           log_tags;         /* filters' tags for the access log (comma-separated) */
 
     /* for the access log */
     const char      *error_reason;     /* why the core or a module refused or failed it */

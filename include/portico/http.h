@@ -81,6 +81,14 @@ void pt_http_unread_body(pt_request *r, const char *data, size_t n);
  * Once r->body_buffered, read_body returns the body as one slice and
  * pt_http_body_rewind starts it over (a retry can send it again). */
 int  pt_http_buffer_body(pt_request *r, size_t max, void (*done)(pt_request *r, int rc));
+/* Holds the first size bytes of the request body (all of it when shorter) in memory
+ * without consuming them, for a module that inspects a prefix (rules): read_body hands
+ * them out first, then the rest from the client, and buffering may go on after them.
+ * Only the missing bytes are waited for. PT_OK: held in (r->body_buf, r->body_buf_len),
+ * r->body_buffered when that is the whole body (also when there is no body); PT_AGAIN:
+ * done(r, rc) runs from the event loop once held (rc PT_OK) or failed (PT_ERROR,
+ * r->status 400/408/413); PT_DECLINED: the body was read by someone already. */
+int  pt_http_peek_body(pt_request *r, size_t size, void (*done)(pt_request *r, int rc));
 bool pt_http_body_rewind(pt_request *r);
 
 /* After sending a 101 response: the connection becomes a byte tunnel. read_body then
@@ -98,6 +106,14 @@ int  pt_http_discard_body(pt_request *r);
 
 /* Resumes the phase engine after a handler returned PT_AGAIN. */
 void pt_http_run_phases(pt_request *r);
+
+/* Refusals by modules (access lists, rules, limits): logs the core's refusal line at info
+ * ("refused request from ADDR: 403 Forbidden (why)"), counts it, records why for the
+ * access log (why is copied), and returns status for the phase handler to return. */
+int  pt_http_deny(pt_request *r, unsigned status, const char *why);
+/* A field the error page for this request carries (Retry-After for a 429, Allow for a
+ * 405); values are not copied. */
+int  pt_http_error_header(pt_request *r, pt_str name, pt_str value);
 
 /* The status line text and error page of the core. */
 const char *pt_http_status_line(unsigned status);   /* "404 Not Found" */

@@ -1,11 +1,19 @@
 /* The module API. A module is one struct: its name, its config keys per scope, its
- * lifecycle hooks, and its per-request handlers. The core knows modules only through the
- * list in server/modules.c and runs them in that list's order unless an order is given.
+ * lifecycle hooks, its connection hooks and its per-request handlers. The core knows
+ * modules only through the list in server/modules.c and runs them in that list's order
+ * unless an order is given.
+ *
+ * Connections: the accept pipeline (server/accept.c) calls each module's accept hook once
+ * the client's address is known (after the PROXY protocol stage), before a protocol owns
+ * the connection; conn_closed runs when a connection a hook took (PT_OK) closes.
  *
  * Request processing:
- *   head parsed and routed -> PT_PHASE_HEADERS -> PT_PHASE_ACCESS -> content (the route's
- *   content module) -> response header filters -> body filters -> log (always, also after
- *   errors and early answers).
+ *   head parsed -> PT_PHASE_REQUEST (before routing) -> routed -> PT_PHASE_HEADERS ->
+ *   PT_PHASE_ACCESS -> content (the route's content module) -> response header filters ->
+ *   body filters -> log (always, also after errors and early answers).
+ * In PT_PHASE_REQUEST, r->route is conf->filters_global (the route-shaped scope of
+ * filters.global), so a filter reads its global configuration with pt_route_conf() as it
+ * reads a route's in the later phases, where r->route is the matched route (NULL: none).
  * Phase handlers return PT_DECLINED or PT_OK (go on), PT_DONE (the handler answered:
  * skip to the response), PT_AGAIN (suspended: the module resumes with pt_http_run_phases),
  * a status code >= 100 (the core answers with that status), or PT_ERROR (500). */
@@ -20,7 +28,8 @@
 typedef struct pt_cycle pt_cycle;
 
 typedef enum pt_phase {
-    PT_PHASE_HEADERS = 0,  /* head parsed and routed: normalise, tag */
+    PT_PHASE_REQUEST = 0,  /* head parsed, not routed: global filters (ACL, rules, limits) */
+    PT_PHASE_HEADERS,      /* routed: normalise, tag */
     PT_PHASE_ACCESS,       /* may refuse (ACL, auth, rate limits) */
     PT_PHASE_PRECONTENT,   /* may answer instead of the content module (cache hit) */
     PT_PHASE_MAX
@@ -49,11 +58,20 @@ struct pt_module {
      * routes (set rt->content), declaring shared-memory zones. Errors with file:line. */
     int  (*conf_check)(pt_conf_ctx *cx, pt_conf *conf);
 
+    /* connections (accept pipeline). accept: PT_OK (taken: conn_closed will run),
+     * PT_DECLINED (not concerned), PT_ERROR (refused: the connection is closed; the
+     * module has logged why) */
+    int  (*accept)(pt_conn *c);
+    void (*conn_closed)(pt_conn *c);
+
     /* lifecycle */
     int  (*master_init)(pt_cycle *cy);   /* in the master, after the config is loaded */
     int  (*worker_init)(pt_cycle *cy);   /* in each worker after fork, before accepting */
     void (*worker_exit)(pt_cycle *cy);   /* worker leaving (flush buffers) */
     void (*reopen)(pt_cycle *cy);        /* SIGUSR1: reopen files (master and workers) */
+    /* in the master, when a worker of generation cy has exited, however it ended: what it
+     * held in shared memory under its stats slot can be taken back */
+    void (*worker_gone)(pt_cycle *cy, int slot);
 
     /* requests */
     pt_phase_fn         phase[PT_PHASE_MAX];

@@ -43,6 +43,10 @@ int   pt_shm_slab_free_locked(pt_shm_slab *s, void *p);
  * names, then rebuilds every page list and count from the page bitmaps. Idempotent. */
 void  pt_shm_slab_repair(pt_shm_slab *s);
 
+/* Under the lock: frees every slot at once (all pages free, counters consistent), for a
+ * module that starts its structures over rather than repairing them. */
+void  pt_shm_slab_clear_locked(pt_shm_slab *s);
+
 /* Full consistency check (lists, bitmaps, counts, journal), for tests and debug builds;
  * under the lock or with no other user. PT_OK, or PT_ERROR with the first problem in err
  * (which may be NULL). O(pages). */

@@ -18,6 +18,8 @@ bool pt_str_caseeq_lit(pt_str a, const char *lit);   /* lit is lower-case */
 bool pt_str_has_prefix(pt_str s, pt_str prefix);
 /* FNV-1a over the lower-cased bytes: used for host and header-name tables. */
 uint32_t pt_hash_lower(const char *p, size_t n);
+/* SipHash-2-4 of data with a 128-bit key: for tables keyed by what clients send. */
+uint64_t pt_siphash(const uint64_t key[2], const void *data, size_t n);
 /* Parses a non-negative decimal with no sign, no spaces; false on overflow past max. */
 bool pt_parse_u64(pt_str s, uint64_t max, uint64_t *out);
 /* Writes n in decimal into buf (>= 21 bytes), returns the length. */

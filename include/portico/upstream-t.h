@@ -17,6 +17,7 @@
 #include "portico/h1-t.h"
 #include "portico/pool-t.h"
 #include "portico/str-t.h"
+#include "portico/var-t.h"
 #include "portico/timer-t.h"
 #include "portico/xprt-t.h"
 
@@ -191,28 +192,10 @@ typedef struct pt_health_conf {
     int         line;
 } pt_health_conf;
 
-/* A hash key built from request variables ("$host$uri"): literal text and variables. */
-typedef enum pt_hash_var {
-    PT_HV_TEXT = 0,         /* name: the text itself */
-    PT_HV_URI,              /* the normalised path */
-    PT_HV_REQUEST_URI,      /* the target as sent */
-    PT_HV_ARGS,             /* the query */
-    PT_HV_HOST,
-    PT_HV_REMOTE_ADDR,
-    PT_HV_HTTP,             /* name: a request field */
-    PT_HV_COOKIE,           /* name: a cookie */
-    PT_HV_ARG               /* name: a query argument */
-} pt_hash_var;
-
-typedef struct pt_hash_seg {
-    pt_hash_var var;
-    pt_str      name;
-} pt_hash_seg;
-
+/* balance = "hash": its key, text with request variables ("$host$uri"; var-t.h). */
 typedef struct pt_hash_key {
-    const char  *text;          /* as written */
-    pt_hash_seg *segs;
-    unsigned     nsegs;
+    const char  *text;          /* as written; NULL: no hash_key */
+    pt_var       var;
 } pt_hash_key;
 
 struct pt_upstream {

@@ -35,14 +35,14 @@ BAD = [
     ("hashkey-rr", up('hash_key = "$uri";'), 5, K + r"hash_key': hash_key is only used with balance = \"hash\"",
      "hash_key without balance = hash"),
     ("hashkey-var", up('balance = "hash"; hash_key = "$host$foo";'), 5,
-     K + r"hash_key': \"\$host\$foo\": unknown variable \$foo \(known: \$uri, \$request_uri, \$args, \$host, "
-         r"\$remote_addr, \$http_NAME, \$cookie_NAME, \$arg_NAME\)", "an unknown variable"),
+     K + r"hash_key': \"\$host\$foo\": unknown variable \$foo \(known: \$remote_addr, \$listener, \$host, "
+         r"\$method, \$uri, \$request_uri, \$args, \$http_NAME, \$arg_NAME, \$cookie_NAME\)", "an unknown variable"),
     ("hashkey-const", up('balance = "hash"; hash_key = "static";'), 5,
      K + r"hash_key': \"static\" has no variable: every request would go to the same server", "a constant key"),
     ("hashkey-brace", up('balance = "hash"; hash_key = "${uri";'), 5,
-     K + r"hash_key': \"\$\{uri\": \"\$\{\" without a closing \"\}\"", "an unclosed ${"),
+     K + r"hash_key': \"\$\{uri\": '\$\{' without '\}'", "an unclosed ${"),
     ("hashkey-dollar", up('balance = "hash"; hash_key = "x$";'), 5,
-     K + r"hash_key': \"x\$\": '\$' without a variable name \(at offset 1\)", "a lone $"),
+     K + r"hash_key': \"x\$\": '\$' without a variable name \(\"\$\$\" is a '\$'\)", "a lone $"),
     ("hashkey-type", up('balance = "hash"; hash_key = 3;'), 5, K + r"hash_key': expected a string",
      "hash_key not a string"),
     ("hash-slowstart", LISTEN + 'upstreams = ( { name = "app"; balance = "ip_hash";\n  servers = (\n'

@@ -95,22 +95,24 @@ mark = p.log_mark()
 p.reload(conf())
 ok(p.wait_log(state_line("app", S1, "down", "up") + r"no longer down = true", 10, mark), "down = false: up")
 ok(p.wait_log(r"reload finished", 10, mark), "reload")
-# two slow requests at once: round robin puts one on each server
+# four slow requests at once: each worker has its own round robin, and whichever worker
+# gets two of them sends one to each server, so s1 has at least one
 res = []
 o[0].delay = o[1].delay = 1.5
-t = threading.Thread(target=lambda: res.append(p.connect(timeout=10).request("GET", "/app/a")))
-t2 = threading.Thread(target=lambda: res.append(p.connect(timeout=10).request("GET", "/app/b")))
-t.start()
-t2.start()
-ok(wait_for(lambda: o[1].open_conns >= 1 and any(q.target in ("/app/a", "/app/b") for q in o[1].received), 5),
+paths = ["/app/a", "/app/b", "/app/c", "/app/d"]
+threads = [threading.Thread(target=lambda t=t: res.append(p.connect(timeout=10).request("GET", t)))
+           for t in paths]
+for t in threads:
+    t.start()
+ok(wait_for(lambda: o[1].open_conns >= 1 and any(q.target in paths for q in o[1].received), 5),
    "a request is in flight on s1")
 mark = p.log_mark()
 p.reload(conf([S0]))
 ok(p.wait_log(state_line("app", S1, "up", "draining") + r"removed from the configuration\)", 10, mark),
    "removed with a request in flight: draining")
-t.join(10)
-t2.join(10)
-is_(sorted(r.status for r in res), [200, 200], "the requests in flight complete")
+for t in threads:
+    t.join(10)
+is_(sorted(r.status for r in res), [200] * 4, "the requests in flight complete")
 ok(p.wait_log(state_line("app", S1, "draining", "down") + r"its last request in flight ended\)", 5, mark),
    "then down")
 p.stop()

@@ -72,6 +72,20 @@ else:
     is_((r.returncode, r.stderr.strip() or r.stdout.strip()),
         (0, "portico: configuration file %s test is successful" % conf), "the installed binary accepts the installed configuration")
 
+rules = D(sysconfdir + "/portico/rules/portico-rules.conf")
+ok(os.path.isfile(rules), "the rule set: sysconfdir/portico/rules/portico-rules.conf")
+with_rules = D(sysconfdir + "/portico/with-rules.conf")
+with open(with_rules, "w") as f:
+    f.write('listeners = ( { address = "127.0.0.1:1"; } );\nuser = "nobody";\n'
+            'filters = {\n  rules = (\n@include "rules/portico-rules.conf"\n  );\n'
+            '  global = { rules = [ "sqli", "xss", "traversal", "cmdi", "scanner" ]; };\n};\n'
+            'routes = ( { return = { status = 204; }; } );\n')
+r = subprocess.run([D(sbindir + "/portico"), "-t", "-c", with_rules], capture_output=True, text=True)
+is_((r.returncode, r.stderr.strip() or r.stdout.strip()),
+    (0, "portico: configuration file %s test is successful" % with_rules),
+    "...which the installed binary loads, included from next to the configuration")
+os.unlink(with_rules)
+
 r = subprocess.run(["make", "-s", "-C", builddir, "uninstall", "DESTDIR=" + dest], capture_output=True,
                    text=True, env=env, timeout=60)
 left = [os.path.join(d, f) for d, _, fs in os.walk(dest) for f in fs]

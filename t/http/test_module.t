@@ -161,5 +161,31 @@ res = subprocess.run([BIN, "-t", "-c", os.path.join(p.tmp, "bad.conf")], capture
 like(res.stdout + res.stderr, r"bad\.conf:\d+: key 'test_probe\.upstream': no upstream named \"nope\"",
      "-t: a probe naming a missing upstream, file:line")
 
+# --- the phase before routing: filters.global is a route-shaped scope ----------------------------
+GLOBAL = proxy_config([upstream("small", [small.address])],
+                      [proxy_route("small", "/t/", test="{ suspend_ms = 10; }"),
+                       proxy_route("small", "/")],
+                      extra='filters = { global = { test = { suspend_ms = 20; }; }; };')
+p3 = Portico(GLOBAL, bin=BIN)
+mark = p3.log_mark()
+r = p3.get("/t/x")
+is_((r.status, r.header("X-Test-Phases")), (200, "request,headers,access,precontent"),
+    "the request phase runs first, with filters.global's configuration, and suspends and "
+    "resumes like the others; routing follows it")
+ok(p3.wait_log(r"test module: GET /t/x: phases request,headers,access,precontent, resumed 4 times", 3, mark),
+   "...4 resumptions")
+r = p3.get("/other")
+is_((r.status, r.header("X-Test-Phases")), (200, None),
+    "a route without the test key: only the request phase ran (no filter switched on)")
+ok(p3.wait_log(r"test module: GET /other: phases request, resumed 1 times, status 200", 3, mark),
+   "...the global scope applies to every request")
+p3.stop()
+p.write_config(GLOBAL.replace("global = { test", "global = { upstream = \"small\"; test"),
+               os.path.join(p.tmp, "bad2.conf"))
+res = subprocess.run([BIN, "-t", "-c", os.path.join(p.tmp, "bad2.conf")], capture_output=True,
+                     text=True, timeout=30)
+like(res.stdout + res.stderr, r"bad2\.conf:\d+: key 'filters\.global\.upstream': unknown key here "
+     r"\(it goes in a route\)", "-t: a content key in filters.global is refused, file:line")
+
 is_(small.errors + big.errors + echo.errors + probed.errors, [], "the origins saw only well-formed requests")
 done_testing()

@@ -45,7 +45,7 @@ static pt_upstream mkgroup(const char *name, unsigned n, const pt_balancer *b, u
     return up;
 }
 
-static pt_hash_seg uri_seg = { PT_HV_URI, { 0, NULL } };
+static pt_var_part uri_part = { PT_VAR_URI, { 0, NULL } };
 
 static pt_conf conf;
 
@@ -255,7 +255,7 @@ static void test_hash(void)
                            mkgroup("h4", 4, &pt_balance_hash, 5),
                            mkgroup("ip", 3, &pt_balance_ip_hash, 9) };
     for (unsigned i = 0; i < 2; i++)
-        ups[i].hash_key = (pt_hash_key) { "$uri", &uri_seg, 1 };
+        ups[i].hash_key = (pt_hash_key) { "$uri", { &uri_part, 1, true } };
     start(ups, 3);
     static int first[10000];
     unsigned c[5] = { 0 };
@@ -351,7 +351,7 @@ static double now_s(void)
 static void bench(const pt_balancer *b, unsigned n)
 {
     pt_upstream up = mkgroup("bench", n, b, 0);
-    up.hash_key = (pt_hash_key) { "$uri", &uri_seg, 1 };
+    up.hash_key = (pt_hash_key) { "$uri", { &uri_part, 1, true } };
     for (unsigned i = 0; i < n; i++)
         up.servers[i].weight = 1 + i % 3;
     start(&up, 1);

@@ -28,6 +28,16 @@ int main(void)
     tap_ok(pt_str_has_prefix(PT_STR("/api/x"), PT_STR("/api")), "prefix");
     tap_ok(!pt_str_has_prefix(PT_STR("/ap"), PT_STR("/api")), "short is not prefix");
 
+    /* SipHash-2-4 test vector of its paper: key 00..0f, message 00..0e (15 bytes) */
+    uint64_t key[2] = { 0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL };
+    unsigned char msg[64];
+    for (int i = 0; i < 64; i++)
+        msg[i] = (unsigned char) i;
+    tap_ok(pt_siphash(key, msg, 15) == 0xa129ca6149be45e5ULL, "siphash: the paper's vector");
+    tap_ok(pt_siphash(key, msg, 0) == 0x726fdb47dd0e0e31ULL, "siphash: empty message");
+    uint64_t other[2] = { 1, 2 };
+    tap_ok(pt_siphash(other, msg, 15) != pt_siphash(key, msg, 15), "siphash: the key matters");
+
     pt_pool *p = pt_pool_create(1024);
     char *a = pt_palloc(p, 100);
     char *big = pt_palloc(p, 100000);
