@@ -6,8 +6,8 @@ set -e
 cd "$(dirname "$0")"
 
 DEPS="build-essential autoconf automake libtool pkg-config \
-libssl-dev libpcre2-dev libconfig-dev libjemalloc-dev \
-perl python3 openssl curl procps iproute2 util-linux \
+libssl-dev libpcre2-dev libconfig-dev libjemalloc-dev libnghttp2-dev \
+perl python3 openssl curl nghttp2-client procps iproute2 util-linux \
 chromium debhelper dpkg-dev fakeroot lintian"
 
 if [ "${1:-}" = "--deps" ]; then

@@ -264,7 +264,7 @@ static void px_data(pt_upx *x)
         px_tunnel(px);
         return;
     }
-    if (px->r->conn->out.pending == 0 && !px->r->wait_writable)
+    if (!pt_http_output_pending(px->r) && !px->r->wait_writable)
         px_relay(px);
 }
 
@@ -359,7 +359,7 @@ static void px_relay(proxy_ctx *px)
             /* Nothing more for now. The response head may still be queued alone (the body
              * comes later): put it on the wire, or the client waits for it while the
              * exchange holds the body back behind the pending output. */
-            if (r->conn->out.pending && pt_http_send_body(r, NULL, 0, false) == PT_ERROR)
+            if (pt_http_output_pending(r) && pt_http_send_body(r, NULL, 0, false) == PT_ERROR)
                 px_client_failed(px, "client connection failed while sending the response head");
             return;
         }
@@ -422,7 +422,7 @@ static void px_tunnel(proxy_ctx *px)
     }
 
     /* origin -> client */
-    while (!px->up_eof && !r->conn->out.pending) {
+    while (!px->up_eof && !pt_http_output_pending(r)) {
         const char *d;
         size_t n;
         int rc = pt_upx_read(x, &d, &n);

@@ -198,7 +198,7 @@ int proxy_build_request(proxy_ctx *px)
     /* Expect goes on only when the client still waits for a 100: with its body already
      * here (sent with the head, or read whole) waiting for the origin's 100 only delays */
     q->expect_continue = r->head.expect_continue && r->body_state == PT_RB_PENDING
-                         && r->conn->in.pos == r->conn->in.last;
+                         && !pt_http_input_pending(r);
     return PT_OK;
 }
 

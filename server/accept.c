@@ -8,6 +8,9 @@
  *                      Before TLS, so a refused client costs no handshake
  *   TLS handshake   -- when the listener has tls: inside the event loop, never blocking,
  *                      within handshake_timeout_ms; the transport becomes TLS
+ *   h2 preface      -- cleartext listeners with http2 = true: a client that opens with
+ *                      the HTTP/2 connection preface gets h2 (prior knowledge), any other
+ *                      HTTP/1
  *   session         -- the protocol ALPN chose (h1 without ALPN) takes the connection.
  * A connection that fails a stage is closed, and the reason logged. */
 #include <errno.h>
@@ -22,7 +25,7 @@
 
 #include "portico/module.h"
 
-enum { STAGE_PROXY = 1, STAGE_MODULES, STAGE_TLS, STAGE_SESSION };
+enum { STAGE_PROXY = 1, STAGE_MODULES, STAGE_TLS, STAGE_PREFACE, STAGE_SESSION };
 
 #define TLS_HANDSHAKE 0x16              /* the first byte of a TLS handshake record */
 
@@ -185,6 +188,44 @@ static void tls_step(pt_conn *c, uint32_t events)
     refuse(c, text);
 }
 
+/* Prior knowledge (RFC 9113 3.3): the preface is peeked, not taken (the h2 session reads
+ * it as the start of its input); bytes that stop matching it are an HTTP/1 request. */
+static void preface_step(pt_conn *c, uint32_t events)
+{
+    char b[PT_H2_PREFACE_LEN];
+    const pt_session_ops *s = &pt_h1_session;
+
+    if (!c->x.readable)
+        return;
+    ssize_t n = pt_xprt_tcp_peek(&c->x, b, sizeof(b));
+    if (n == PT_AGAIN)
+        return;
+    if (n < 0) {
+        refuse(c, "connection failed before a request");
+        return;
+    }
+    if (n == 0) {
+        pt_conn_close(c);               /* nothing sent: as an idle h1 connection */
+        return;
+    }
+    if (memcmp(b, PT_H2_PREFACE, (size_t) n) == 0) {
+        if (n < PT_H2_PREFACE_LEN) {
+            if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+                refuse(c, "closed within the HTTP/2 connection preface");
+                return;
+            }
+            c->x.readable = false;      /* the rest of the preface comes with an event */
+            return;
+        }
+#ifdef PT_HAVE_NGHTTP2
+        s = &pt_h2_session;
+#endif
+    }
+    c->stage = STAGE_SESSION;
+    pt_conn_set_timer(c, 0);
+    pt_conn_start_session(c, s);
+}
+
 static void next_stage(pt_conn *c)
 {
     const pt_listener_conf *l = c->listener->conf;
@@ -218,6 +259,12 @@ static void next_stage(pt_conn *c)
             tls_step(c, 0);
         return;
     }
+    if (c->stage < STAGE_PREFACE && l->http2 && !l->tls) {
+        c->stage = STAGE_PREFACE;
+        pt_conn_set_timer(c, pt_wconf->limits.client_header_timeout_ms);
+        preface_step(c, 0);
+        return;
+    }
     c->stage = STAGE_SESSION;
     pt_conn_set_timer(c, 0);
     pt_conn_start_session(c, &pt_h1_session);
@@ -234,12 +281,15 @@ void pt_accept_event(pt_conn *c, uint32_t events)
     PT_ASSERT(c->proto == NULL && !c->closed);
     if (events == 0) {
         refuse(c, c->stage == STAGE_TLS ? "no TLS handshake within handshake_timeout_ms"
-                                        : "no PROXY protocol header within "
-                                          "client_header_timeout_ms");
+                  : c->stage == STAGE_PREFACE ? "no request within client_header_timeout_ms"
+                                              : "no PROXY protocol header within "
+                                                "client_header_timeout_ms");
         return;
     }
     if (c->stage == STAGE_PROXY)
         proxy_read(c, events);
     else if (c->stage == STAGE_TLS)
         tls_step(c, events);
+    else if (c->stage == STAGE_PREFACE)
+        preface_step(c, events);
 }

@@ -94,4 +94,9 @@ int  pt_conf_set_include(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key
 /* conf_route.c */
 int  pt_route_table_build(pt_conf_ctx *cx);
 
+/* h2_conf.c: the listener's HTTP/2 keys */
+void pt_h2_limits_default(pt_h2_limits *h);
+int  pt_h2_set_http2(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, void *base);
+int  pt_h2_listener_check(pt_conf_ctx *cx, config_setting_t *e, const pt_listener_conf *l);
+
 #endif

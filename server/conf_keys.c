@@ -191,6 +191,19 @@ const pt_conf_key pt_conf_listener_keys[] = {
     { "proxy_protocol_trusted", 0, pt_conf_set_cidr_list,
       offsetof(pt_listener_conf, proxy_protocol_trusted), 0, 0, NULL },
     { "tls", 0, pt_tls_server_conf_set, offsetof(pt_listener_conf, tls), 0, 0, NULL },
+    { "http2", 0, pt_h2_set_http2, offsetof(pt_listener_conf, http2), 0, 0, NULL },
+#define H2_KEY(name, field, min, max) \
+    { name, 0, pt_conf_set_uint32, offsetof(pt_listener_conf, h2.field), min, max, NULL }
+    H2_KEY("h2_max_concurrent_streams", max_concurrent_streams, 1, 100000),
+    H2_KEY("h2_max_header_list_size", max_header_list_size, 1024, 16777216),
+    H2_KEY("h2_max_continuation_frames", max_continuations, 0, 10000),
+    H2_KEY("h2_initial_window_size", initial_window_size, 1024, 16777216),
+    H2_KEY("h2_flood_window_ms", flood_window_ms, 1, 3600000),
+    H2_KEY("h2_max_resets", max_resets, 1, 100000000),
+    H2_KEY("h2_max_control_frames", max_control_frames, 1, 100000000),
+    H2_KEY("h2_max_empty_frames", max_empty_frames, 1, 100000000),
+    H2_KEY("h2_idle_timeout_ms", idle_timeout_ms, 1, 86400000),
+#undef H2_KEY
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
 
@@ -231,6 +244,7 @@ static int set_listeners(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key
         l->index = i;
         l->name = "";
         l->backlog = 511;
+        pt_h2_limits_default(&l->h2);
         l->line = (int) pt_conf_setting_line(cx, e);
         if (!config_setting_is_group(e))
             return pt_conf_type_error(cx, e, "a group { ... }");
@@ -241,6 +255,8 @@ static int set_listeners(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key
             return PT_ERROR;
         if (l->address == NULL)
             return pt_conf_error(cx, e, "missing key 'address'");
+        if (pt_h2_listener_check(cx, e, l) != PT_OK)
+            return PT_ERROR;
         for (unsigned j = 0; j < i; j++) {
             const pt_listener_conf *o = &conf->listeners[j];
             if (l->name[0] && strcmp(l->name, o->name) == 0)

@@ -109,12 +109,15 @@ void pt_conn_accepted(pt_listener *l, int fd, struct sockaddr *sa, socklen_t len
 }
 
 /* The protocol sessions, by the name ALPN uses for them; the first is the one a client
- * that names none gets (HTTP/1.1). h2 joins this list with its session ops. */
+ * that names none gets (HTTP/1.1). */
 static const struct {
     const char           *alpn;
     const pt_session_ops *ops;
 } sessions[] = {
     { "http/1.1", &pt_h1_session },
+#ifdef PT_HAVE_NGHTTP2
+    { "h2", &pt_h2_session },
+#endif
 };
 
 const pt_session_ops *pt_conn_session_for_alpn(const unsigned char *proto, unsigned len)
@@ -129,9 +132,11 @@ const pt_session_ops *pt_conn_session_for_alpn(const unsigned char *proto, unsig
 
 void pt_conn_start_session(pt_conn *c, const pt_session_ops *s)
 {
+    /* the inline room is h1's (the idle footprint that matters); a session with more
+     * state (h2) has size 0 and allocates its own in start */
     PT_ASSERT(c->proto == NULL && c->session == NULL && s->size <= pt_h1_session.size);
     c->proto = s;
-    c->session = c + 1;
+    c->session = s->size ? (void *) (c + 1) : NULL;
     c->proto->start(c);
 }
 

@@ -66,6 +66,21 @@ void pt_defer_add(pt_loop *l, pt_defer *d)
     l->deferred = d;
 }
 
+/* Takes d off the queue: its owner is about to free it (a session whose connection
+ * closed with a step still queued). */
+void pt_defer_cancel(pt_loop *l, pt_defer *d)
+{
+    if (!d->queued)
+        return;
+    for (pt_defer **pp = &l->deferred; *pp; pp = &(*pp)->next) {
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    }
+    d->queued = false;
+}
+
 static void run_deferred(pt_loop *l)
 {
     while (l->deferred) {

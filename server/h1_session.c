@@ -73,8 +73,8 @@ static void h1_start(pt_conn *c)
 static pt_request *new_request(h1_session *s)
 {
     pt_conn *c = s->c;
-    pt_request *r = pt_http_request_new(c, &pt_h1_session, sizeof(h1_stream),
-                                        offsetof(h1_stream, parser));
+    pt_request *r = pt_http_request_new(c, pt_conn_pool(c), &pt_h1_session,
+                                        sizeof(h1_stream), offsetof(h1_stream, parser));
     if (r == NULL)
         return NULL;
     h1_stream *st = r->stream;
@@ -641,6 +641,21 @@ static void h1_abort(pt_request *r)
     pt_defer_add(pt_loop_cur, &h1_of(r->conn)->step);
 }
 
+static bool h1_output_pending(const pt_request *r)
+{
+    return r->conn->out.pending != 0;
+}
+
+static bool h1_input_pending(const pt_request *r)
+{
+    return r->conn->in.pos < r->conn->in.last;
+}
+
+static void h1_body_timer(pt_request *r, uint32_t ms)
+{
+    pt_conn_set_timer(r->conn, ms);
+}
+
 const pt_session_ops pt_h1_session = {
     .name = "h1",
     .size = sizeof(h1_session),
@@ -653,6 +668,9 @@ const pt_session_ops pt_h1_session = {
     .splice_ok = pt_h1_splice_ok,
     .splice_body = pt_h1_splice_body,
     .read_body = pt_h1_read_body,
+    .output_pending = h1_output_pending,
+    .input_pending = h1_input_pending,
+    .body_timer = h1_body_timer,
     .tunnel = pt_h1_tunnel,
     .tunnel_shutdown = pt_h1_tunnel_shutdown,
     .finish = h1_finish,

@@ -24,6 +24,11 @@ int pt_http_body_fail(pt_request *r, unsigned status, const char *why)
     return PT_ERROR;
 }
 
+bool pt_http_input_pending(const pt_request *r)
+{
+    return r->sess->input_pending(r);
+}
+
 void pt_http_tunnel(pt_request *r)
 {
     r->sess->tunnel(r);
@@ -54,7 +59,7 @@ void pt_http_body_wait_begin(pt_request *r)
         if (left < ms)
             ms = (uint32_t) left;
     }
-    pt_conn_set_timer(r->conn, ms);
+    r->sess->body_timer(r, ms);
 }
 
 void pt_http_body_wait_end(pt_request *r)
@@ -180,7 +185,7 @@ static void buffer_on_body(pt_request *r)
         return;
     r->body_buffering = false;
     r->on_body = NULL;
-    pt_conn_set_timer(r->conn, 0);
+    r->sess->body_timer(r, 0);
     r->body_buffered_fn(r, rc);
 }
 
@@ -207,7 +212,7 @@ int pt_http_buffer_body(pt_request *r, size_t max, void (*done)(pt_request *r, i
         return PT_AGAIN;
     }
     r->body_buffering = false;
-    pt_conn_set_timer(r->conn, 0);
+    r->sess->body_timer(r, 0);
     return rc;
 }
 
@@ -257,7 +262,7 @@ static void peek_on_body(pt_request *r)
         return;
     r->body_buffering = false;
     r->on_body = NULL;
-    pt_conn_set_timer(r->conn, 0);
+    r->sess->body_timer(r, 0);
     r->body_buffered_fn(r, rc);
 }
 
@@ -280,7 +285,7 @@ int pt_http_peek_body(pt_request *r, size_t size, void (*done)(pt_request *r, in
         return PT_AGAIN;
     }
     r->body_buffering = false;
-    pt_conn_set_timer(r->conn, 0);
+    r->sess->body_timer(r, 0);
     return rc;
 }
 

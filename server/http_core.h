@@ -56,10 +56,11 @@ void pt_accept_event(pt_conn *c, uint32_t events);
 void pt_accept_closed(pt_conn *c);          /* the modules that took c are told */
 
 /* http_request.c: the request engine */
-/* A request of session s on c, with stream_size bytes of the session's own state after it
+/* A request of session s on c, in pool (h1: the connection's, reset between requests;
+ * h2: the stream's own), with stream_size bytes of the session's own state after it
  * (the first stream_zero of them zeroed). */
-pt_request *pt_http_request_new(pt_conn *c, const pt_session_ops *s, size_t stream_size,
-                                size_t stream_zero);
+pt_request *pt_http_request_new(pt_conn *c, pt_pool *pool, const pt_session_ops *s,
+                                size_t stream_size, size_t stream_zero);
 /* The session filled r->head (and the body state): check it, route it, run the phases
  * and the content handler. */
 void pt_http_process(pt_request *r);
@@ -91,5 +92,11 @@ bool pt_http_filters_active(const pt_request *r);
 
 /* h1_session.c */
 extern const pt_session_ops pt_h1_session;
+
+/* h2_session.c (NULL ops without nghttp2) */
+extern const pt_session_ops pt_h2_session;
+/* A cleartext connection on an http2 listener starts with this (RFC 9113 3.4). */
+#define PT_H2_PREFACE     "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define PT_H2_PREFACE_LEN 24
 
 #endif

@@ -32,10 +32,9 @@ void pt_http_init_worker(void)
     pt_http_filters_init();
 }
 
-pt_request *pt_http_request_new(pt_conn *c, const pt_session_ops *s, size_t stream_size,
-                                size_t stream_zero)
+pt_request *pt_http_request_new(pt_conn *c, pt_pool *pool, const pt_session_ops *s,
+                                size_t stream_size, size_t stream_zero)
 {
-    pt_pool *pool = pt_conn_pool(c);
     if (pool == NULL)
         return NULL;
     size_t ctx_size = pt_nmodules * sizeof(void *);

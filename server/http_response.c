@@ -269,9 +269,17 @@ void pt_http_writable(pt_request *r)
         r->on_write(r);
 }
 
+/* A zero-copy relay needs the session's consent (h2 frames every byte: never) besides
+ * the transport's (TLS cannot). */
 bool pt_http_splice_ok(pt_request *r)
 {
-    return !pt_http_filters_active(r) && r->sess->splice_body && r->sess->splice_ok(r);
+    return !pt_http_filters_active(r) && r->sess->splice_body && r->sess->splice_ok
+           && r->sess->splice_ok(r);
+}
+
+bool pt_http_output_pending(const pt_request *r)
+{
+    return r->sess->output_pending(r);
 }
 
 ssize_t pt_http_splice_body(pt_request *r, int pipe_rd, size_t len)

@@ -16,6 +16,9 @@
 #include <openssl/crypto.h>
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#ifdef PT_HAVE_NGHTTP2
+#include <nghttp2/nghttp2.h>
+#endif
 #ifdef PT_HAVE_JEMALLOC
 #include <jemalloc/jemalloc.h>
 #endif
@@ -66,6 +69,12 @@ static void version(bool verbose)
 
     printf("libconfig %d.%d.%d\n", LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR,
            LIBCONFIG_VER_REVISION);
+
+#ifdef PT_HAVE_NGHTTP2
+    printf("nghttp2 %s (HTTP/2)\n", nghttp2_version(0)->version_str);
+#else
+    printf("nghttp2: not used (no HTTP/2)\n");
+#endif
 
 #ifdef PT_HAVE_JEMALLOC
     const char *je = NULL;

@@ -19,6 +19,7 @@
 #include "portico/str.h"
 #include "portico/tls.h"
 #include "portico/upstream.h"
+#include "http_core.h"
 
 #define PT_TLS_MAX_CERTS 100000
 
@@ -279,9 +280,17 @@ static int set_alpn(pt_conf_ctx *cx, config_setting_t *s, const pt_conf_key *k, 
     size_t len = 0;
     for (unsigned i = 0; i < l.n; i++) {
         config_setting_t *e = config_setting_get_elem(s, i);
-        if (!pt_str_eq(l.s[i], PT_STR("http/1.1")))
-            return pt_conf_error(cx, e, "\"%s\": not a protocol portico speaks (http/1.1)",
+        if (l.s[i].len == 0
+            || pt_conn_session_for_alpn((const unsigned char *) l.s[i].data,
+                                     (unsigned) l.s[i].len) == NULL) {
+#ifndef PT_HAVE_NGHTTP2
+            if (pt_str_eq(l.s[i], PT_STR("h2")))
+                return pt_conf_error(cx, e, "\"h2\": portico was built without HTTP/2 "
+                                     "(configure --without-nghttp2)");
+#endif
+            return pt_conf_error(cx, e, "\"%s\": not a protocol portico speaks (h2, http/1.1)",
                                  l.s[i].data);
+        }
         for (unsigned j = 0; j < i; j++)
             if (pt_str_eq(l.s[i], l.s[j]))
                 return pt_conf_error(cx, e, "\"%s\" is listed twice", l.s[i].data);

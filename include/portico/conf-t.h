@@ -10,6 +10,7 @@
 #include <libconfig.h>
 
 #include "portico/cidr-t.h"
+#include "portico/h2-t.h"
 #include "portico/str-t.h"
 #include "portico/pool-t.h"
 
@@ -86,6 +87,8 @@ typedef struct pt_listener_conf {
     const pt_module        *handler;    /* answers every request on it, no routing (a
                                          * module's own listener: the admin listener) */
     struct pt_tls_server   *tls;        /* NULL: plain TCP (tls-t.h) */
+    bool                    http2;      /* cleartext: h2 with prior knowledge, by preface */
+    pt_h2_limits            h2;         /* every h2 connection of the listener */
     void                  **mod_conf;   /* by module index; NULL where a module has none */
 } pt_listener_conf;
 

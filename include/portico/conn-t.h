@@ -3,7 +3,8 @@
  *   transport (pt_xprt)     bytes in and out: TCP today, TLS next
  *   connection (pt_conn)    a transport, its buffers, its one timer, the client's address;
  *                           first the accept pipeline (PROXY protocol, later TLS), then
- *   session (pt_session_ops) turns bytes into requests and responses: h1 today, h2 next
+ *   session (pt_session_ops) turns bytes into requests and responses: h1, or h2 with
+ *                           many requests (streams) at once on one connection
  *
  * Calls go down: the session calls the connection and the transport; the connection
  * calls the session only through its ops; the request engine calls the session of a
@@ -63,8 +64,9 @@ typedef struct pt_out {
  * pipeline hands the connection over with start); the request side by the request engine
  * for a request that belongs to this session. */
 typedef struct pt_session_ops {
-    const char *name;                    /* "h1" */
-    size_t      size;                    /* per-connection state, allocated with the conn */
+    const char *name;                    /* "h1", "h2" */
+    size_t      size;                    /* per-connection state, allocated with the conn;
+                                          * 0: start allocates its own (c->session) */
 
     /* connection side */
     void    (*start)(pt_conn *c);        /* ours now; bytes may already be in c->in */
@@ -78,6 +80,15 @@ typedef struct pt_session_ops {
     bool    (*splice_ok)(pt_request *r);
     ssize_t (*splice_body)(pt_request *r, int pipe_rd, size_t len);
     int     (*read_body)(pt_request *r, const char **data, size_t *len);
+    /* Output of this request not yet taken by the client: a producer waits for on_write
+     * (h1: the connection's queue; h2: the stream's data not yet framed and written). */
+    bool    (*output_pending)(const pt_request *r);
+    /* Request body bytes (or its end) have arrived and wait to be read. */
+    bool    (*input_pending)(const pt_request *r);
+    /* Arms (ms > 0) or stops the deadline for the request's body: h1 has the
+     * connection's one timer, h2 a timer per stream. When it fires the session refuses
+     * the request (408) as for a slow head. */
+    void    (*body_timer)(pt_request *r, uint32_t ms);
     void    (*tunnel)(pt_request *r);            /* after a 101: raw bytes both ways */
     void    (*tunnel_shutdown)(pt_request *r);   /* no more bytes to the client */
     void    (*finish)(pt_request *r);    /* the handler is done: complete the response */

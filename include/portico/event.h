@@ -21,6 +21,7 @@ int  pt_io_del(pt_loop *l, pt_io *io);
 void pt_loop_once(pt_loop *l, int max_wait);
 void pt_loop_update_time(pt_loop *l);
 void pt_defer_add(pt_loop *l, pt_defer *d);
+void pt_defer_cancel(pt_loop *l, pt_defer *d);
 
 static inline int pt_loop_timer(pt_loop *l, pt_timer *t, uint64_t after_ms)
 {

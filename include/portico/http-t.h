@@ -20,7 +20,7 @@ typedef struct pt_module pt_module;
 typedef struct pt_req_head {
     pt_method  method;
     pt_str     method_name;      /* as sent (case-sensitive token) */
-    unsigned   version;          /* the client's protocol: 10, 11 */
+    unsigned   version;          /* the client's protocol: 10, 11, 20 */
     pt_str     scheme;           /* "http" or "https": from the transport */
     pt_str     authority;        /* host[:port]: absolute-form target, else Host */
     pt_str     path;             /* as sent, without the query; "*" for OPTIONS * */

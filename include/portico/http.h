@@ -47,6 +47,10 @@ int  pt_http_body_next(pt_request *r, const pt_module *self, const char *data, s
 /* Zero-copy relay. True when the response body may bypass the filters and the queue:
  * the head is sent and written, the body is framed by Content-Length, no body filter. */
 bool    pt_http_splice_ok(pt_request *r);
+/* Response output of r the client has not taken yet: wait for on_write before more. */
+bool    pt_http_output_pending(const pt_request *r);
+/* Some of r's body (or its end) is already here, unread. */
+bool    pt_http_input_pending(const pt_request *r);
 /* Moves up to len bytes from the read end of a pipe to the client socket (splice(2)).
  * Returns the bytes moved, PT_AGAIN (the client is full: on_write runs when it can take
  * more) or PT_ERROR (the client connection failed). */

@@ -1,6 +1,6 @@
 /* Runs a libFuzzer entry point over files, one TAP test per file, so `make check` exercises
  * the fuzz target and its corpus without libFuzzer. With no arguments it replays the seed
- * corpus ($PORTICO_SRCDIR/t/fuzz/corpus/h1, else the one configure saw); arguments name
+ * corpus ($PORTICO_SRCDIR/t/fuzz/corpus/NAME, else the one configure saw); arguments name
  * files or directories to replay instead (e.g. a crash file from a fuzzing run).
  * A failing input aborts, which prove reports as a failed test. */
 #include <dirent.h>
@@ -11,6 +11,10 @@
 #include <sys/stat.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#ifndef PT_FUZZ_NAME
+#define PT_FUZZ_NAME "h1"               /* the corpus directory under t/fuzz/corpus */
+#endif
 
 static int n;
 
@@ -91,7 +95,7 @@ int main(int argc, char **argv)
             run_path(argv[i]);
     } else {
         if (src != NULL)
-            snprintf(dir, sizeof(dir), "%s/t/fuzz/corpus/h1", src);
+            snprintf(dir, sizeof(dir), "%s/t/fuzz/corpus/" PT_FUZZ_NAME, src);
         else
             snprintf(dir, sizeof(dir), "%s", PT_FUZZ_CORPUS);
         run_path(dir);

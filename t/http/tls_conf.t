@@ -80,8 +80,8 @@ check("ciphers that match nothing", tls_config([good], ciphers="NOPE"),
       r"key 'listeners\[0\]\.tls\.ciphers': \"NOPE\": no cipher match")
 check("ciphersuites that match nothing", tls_config([good], ciphersuites="TLS_NOPE"),
       r"key 'listeners\[0\]\.tls\.ciphersuites': \"TLS_NOPE\": no cipher match")
-check("alpn h2", tls_config([good], alpn='[ "h2", "http/1.1" ]'),
-      r"key 'listeners\[0\]\.tls\.alpn\[0\]': \"h2\": not a protocol portico speaks \(http/1\.1\)")
+check("alpn h3", tls_config([good], alpn='[ "h3", "http/1.1" ]'),
+      r"key 'listeners\[0\]\.tls\.alpn\[0\]': \"h3\": not a protocol portico speaks \(h2, http/1\.1\)")
 check("ticket_key_rotation_s 0", tls_config([good], ticket_key_rotation_s=0),
       r"key 'listeners\[0\]\.tls\.ticket_key_rotation_s': 0 is out of range 1\.\.604800")
 check("session_cache_size too big", tls_config([good], session_cache_size=2000000),
