@@ -18,6 +18,7 @@
 #include "portico/event.h"
 #include "portico/h1.h"
 #include "portico/http.h"
+#include "portico/str.h"
 #include "portico/tls.h"
 #include "access_log.h"
 
@@ -39,12 +40,18 @@ static char *put_str(char *p, char *end, const char *s, size_t n)
     if (p >= end)
         return p;
     *p++ = '"';
+    size_t u;
     for (size_t i = 0; i < n && end - p > 7; i++) {
         unsigned char ch = (unsigned char) s[i];
         if (ch == '"' || ch == '\\') {
             *p++ = '\\';
             *p++ = (char) ch;
+        } else if (ch >= 0x80 && (u = pt_utf8_len((const unsigned char *) s + i, n - i))) {
+            memcpy(p, s + i, u);            /* UTF-8 as it is: a log reader sees the text */
+            p += u;
+            i += u - 1;
         } else if (ch < 0x20 || ch >= 0x7f) {
+            /* controls, and bytes that are not UTF-8 (read as Latin-1): JSON stays valid */
             memcpy(p, "\\u00", 4);
             p[4] = hex[ch >> 4];
             p[5] = hex[ch & 15];

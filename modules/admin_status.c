@@ -9,6 +9,7 @@
 #include "portico/conf.h"
 #include "portico/cycle-t.h"
 #include "portico/metrics.h"
+#include "portico/module.h"
 #include "portico/shm.h"
 #include "portico/upstream.h"
 #include "admin.h"
@@ -160,6 +161,39 @@ void pt_admin_upstream_json(pt_admin_buf *b, const void *upv)
     pt_admin_put(b, "]}", 2);
 }
 
+/* A module's summary: `"name": {"key": n, ...}, `, opened at its first number */
+typedef struct {
+    pt_admin_buf *b;
+    const char   *name;
+    bool          open;
+} status_sink;
+
+static void status_num(pt_status_out *o, const char *key, double v)
+{
+    status_sink *s = o->data;
+    if (!s->open) {
+        json_key(s->b, s->name);
+        pt_admin_put(s->b, "{", 1);
+        s->open = true;
+    } else {
+        pt_admin_put(s->b, ", ", 2);
+    }
+    json_kv_num(s->b, key, v, false);
+}
+
+static void modules_json(pt_admin_buf *b)
+{
+    for (unsigned m = 0; m < pt_nmodules; m++) {
+        if (pt_modules[m]->status_collect == NULL)
+            continue;
+        status_sink s = { b, pt_modules[m]->name, false };
+        pt_status_out o = { status_num, &s };
+        pt_modules[m]->status_collect(&o);
+        if (s.open)
+            pt_admin_put(b, "}, ", 3);
+    }
+}
+
 void pt_admin_status_json(pt_admin_buf *b)
 {
     const pt_conf *conf = pt_cycle_cur->conf;
@@ -202,6 +236,7 @@ void pt_admin_status_json(pt_admin_buf *b)
     json_kv_num(b, "active", (double) t.busy, true);
     json_kv_num(b, "idle", (double) (t.active - t.busy), false);
     pt_admin_put(b, "}, ", 3);
+    modules_json(b);
 
     json_key(b, "workers");
     pt_admin_put(b, "[", 1);

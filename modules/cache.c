@@ -217,6 +217,7 @@ static int cache_worker_init(pt_cycle *cy)
     cache_env_cur.pin_limit_s = cy->conf->limits.send_timeout_ms / 1000 + 10;
     pt_timer_init(&maintain_timer, maintain_fire, NULL);
     pt_loop_timer(pt_loop_cur, &maintain_timer, CACHE_MAINTAIN_MS);
+    cache_metrics_init();
     return PT_OK;
 }
 
@@ -657,6 +658,7 @@ static void cache_log(pt_request *r)
     }
     if (r->cache_status == NULL)
         r->cache_status = cr->status_text;
+    cache_metrics_count(r->cache_status);
 }
 
 pt_module pt_cache_module = {
@@ -673,4 +675,7 @@ pt_module pt_cache_module = {
     .body_filter_order = 10,
     .body_filter = cache_body_filter,
     .log = cache_log,
+    .metric_families = cache_metric_families,
+    .metrics_collect = cache_metrics_collect,
+    .status_collect = cache_status_collect,
 };

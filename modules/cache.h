@@ -468,4 +468,13 @@ int  cache_fetch_start(const cache_route_conf *rc, const pt_route *rt, const cac
                        pt_str names);
 void cache_fetch_stop_all(void);
 
+/* ======================================================================== metrics
+ * (cache_metrics.c) */
+
+extern const pt_metric_family *const cache_metric_families[];
+void cache_metrics_init(void);                  /* worker start, with a cache */
+void cache_metrics_count(const char *status);   /* a request logged with this status */
+void cache_metrics_collect(pt_metrics_out *o);
+void cache_status_collect(pt_status_out *o);
+
 #endif

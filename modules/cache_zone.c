@@ -368,7 +368,7 @@ static void zone_load(cache_zone *z, const char *path)
 {
     pt_shm_slab *s = zslab(z);
     pt_shm_mutex_init(&s->lock);        /* whoever held it is gone (another boot, maybe) */
-    pt_shm_slab_repair(s);
+    pt_shm_slab_reload(s);
     cache_bucket *b = zbuckets(z);
     reach r = { 0 };
     uint64_t kept = 0, dropped = 0;

@@ -19,6 +19,7 @@
 #include "portico/conf.h"
 #include "portico/cidr.h"
 #include "portico/log.h"
+#include "portico/metrics.h"
 #include "portico/proxy_protocol.h"
 #include "portico/tls.h"
 #include "http_core.h"
@@ -132,6 +133,8 @@ static void tls_done(pt_conn *c)
              c->listener->conf->address, pt_xprt_tls_version(&c->x),
              pt_xprt_tls_cipher(&c->x), pt_xprt_tls_resumed(&c->x) ? ", resumed" : "",
              len ? ", ALPN " : "", (int) len, proto ? (const char *) proto : "");
+    pt_metrics_tls_handshake(c->listener->conf, pt_xprt_tls_version(&c->x),
+                             pt_xprt_tls_resumed(&c->x));
     c->stage = STAGE_SESSION;
     pt_conn_set_timer(c, 0);
     pt_conn_start_session(c, s);
@@ -183,6 +186,7 @@ static void tls_step(pt_conn *c, uint32_t events)
         tls_done(c);
         return;
     }
+    pt_metrics_tls_failure(l, "error");
     char text[320];
     snprintf(text, sizeof(text), "TLS handshake failed: %s", why);
     refuse(c, text);
@@ -280,6 +284,8 @@ void pt_accept_event(pt_conn *c, uint32_t events)
 {
     PT_ASSERT(c->proto == NULL && !c->closed);
     if (events == 0) {
+        if (c->stage == STAGE_TLS)
+            pt_metrics_tls_failure(c->listener->conf, "timeout");
         refuse(c, c->stage == STAGE_TLS ? "no TLS handshake within handshake_timeout_ms"
                   : c->stage == STAGE_PREFACE ? "no request within client_header_timeout_ms"
                                               : "no PROXY protocol header within "

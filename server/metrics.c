@@ -255,11 +255,12 @@ const pt_metric_family *pt_metrics_family_find(const char *name)
 
 /* ---- reading ---- */
 
-void pt_metrics_sum(uint64_t *out, uint32_t n)
+/* Values [first, first + n) summed over the rows in use and the retired row. */
+static void sum_range(uint64_t *out, uint32_t first, uint32_t n)
 {
     pt_metrics_zone *z = pt_metrics_zone_p;
     memset(out, 0, n * sizeof(uint64_t));
-    if (z == NULL || n == 0)
+    if (z == NULL || n == 0 || first + n > LOAD(&z->nvalues))
         return;
     for (unsigned tries = 0; tries < 1000; tries++) {
         uint32_t seq = pt_stats_zone ? LOAD(&pt_stats_zone->fold_seq) : 0;
@@ -272,16 +273,29 @@ void pt_metrics_sum(uint64_t *out, uint32_t n)
             if (pt_stats_zone && LOAD(&pt_stats_zone->worker[w].pid) == 0
                 && LOAD(&pt_stats_zone->worker[w].generation) == 0)
                 continue;
-            const uint64_t *row = z->values[w];
+            const uint64_t *row = z->values[w] + first;
             for (uint32_t i = 0; i < n; i++)
                 out[i] += __atomic_load_n(&row[i], __ATOMIC_RELAXED);
         }
-        const uint64_t *ret = z->values[PT_METRICS_ROWS - 1];
+        const uint64_t *ret = z->values[PT_METRICS_ROWS - 1] + first;
         for (uint32_t i = 0; i < n; i++)
             out[i] += __atomic_load_n(&ret[i], __ATOMIC_RELAXED);
         if (!pt_stats_zone || LOAD(&pt_stats_zone->fold_seq) == seq)
             return;
     }
+}
+
+void pt_metrics_sum(uint64_t *out, uint32_t n)
+{
+    sum_range(out, 0, n);
+}
+
+uint64_t pt_metric_value(int32_t id)
+{
+    uint64_t v = 0;
+    if (id >= 0)
+        sum_range(&v, (uint32_t) id, 1);
+    return v;
 }
 
 void pt_metrics_begin(pt_metrics_out *o, const pt_metric_family *f)

@@ -74,12 +74,21 @@ COUNTER(f_up_checks, "portico_upstream_health_checks_total",
 COUNTER(f_up_transitions, "portico_upstream_server_transitions_total",
         "State transitions of the server.");
 
+COUNTER(f_tls, "portico_tls_handshakes_total",
+        "TLS handshakes completed with clients, by listener, protocol version and whether "
+        "the session was resumed.");
+COUNTER(f_tls_failed, "portico_tls_handshake_failures_total",
+        "TLS handshakes with clients that failed (reason: error, timeout).");
+COUNTER(f_up_tls, "portico_upstream_tls_handshakes_total",
+        "TLS handshakes with upstream servers, by result and whether the session was "
+        "resumed.");
+
 COUNTER(f_filter, "portico_filter_events_total",
         "Requests or connections each access list, rule and limit refused (or matched), "
         "from the filters' shared counters.");
 
 const pt_metric_family *const pt_metrics_core_families[] = {
-    &f_filter,
+    &f_filter, &f_tls, &f_tls_failed, &f_up_tls,
     &f_requests, &f_refused, &f_bytes_in, &f_bytes_out, &f_accepted, &f_conns, &f_workers,
     &f_restarts, &f_reloads, &f_reload_ok, &f_generation, &f_start, &f_info, &f_dropped,
     &f_up_requests, &f_up_failures, &f_up_retries, &f_up_time, &f_up_state, &f_up_weight,
@@ -237,6 +246,41 @@ void pt_metrics_upstream_retry(const pt_upstream *up, unsigned server)
     server_ids *ids = server_series(up, server);
     if (ids)
         pt_metric_add(ids->retries, 1);
+}
+
+/* ---- TLS handshakes ----
+ * The series is looked up per handshake (a hash and a compare, no lock once it exists):
+ * next to the handshake's own cost (a signature, key exchange), nothing to cache. */
+
+static const char *listener_label(const pt_listener_conf *l)
+{
+    return l->name[0] ? l->name : l->address;
+}
+
+void pt_metrics_tls_handshake(const pt_listener_conf *l, const char *version, bool resumed)
+{
+    char labels[PT_METRICS_LABELS_MAX];
+    if (pt_metric_labels(labels, sizeof(labels), "listener", listener_label(l), "protocol",
+                         version, "resumed", resumed ? "true" : "false", NULL) >= 0)
+        pt_metric_add(pt_metric_series(&f_tls, labels), 1);
+}
+
+void pt_metrics_tls_failure(const pt_listener_conf *l, const char *reason)
+{
+    char labels[PT_METRICS_LABELS_MAX];
+    if (pt_metric_labels(labels, sizeof(labels), "listener", listener_label(l), "reason",
+                         reason, NULL) >= 0)
+        pt_metric_add(pt_metric_series(&f_tls_failed, labels), 1);
+}
+
+void pt_metrics_upstream_tls(const pt_upstream *up, unsigned server, bool ok, bool resumed)
+{
+    char labels[PT_METRICS_LABELS_MAX];
+    if (server < up->nservers
+        && pt_metric_labels(labels, sizeof(labels), "upstream", up->name, "server",
+                            up->servers[server].addr_text, "result", ok ? "ok" : "failed",
+                            "resumed", resumed ? "true" : "false", NULL) >= 0)
+        pt_metric_add(pt_metric_series(&f_up_tls, labels), 1);
 }
 
 void pt_metrics_worker_conf(void)

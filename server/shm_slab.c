@@ -267,24 +267,10 @@ static unsigned page_count(slab_page *pg, unsigned slots)
     return n;
 }
 
-void pt_shm_slab_repair(pt_shm_slab *s)
+/* The page lists and counts, rebuilt from the pages' bitmaps (which are right but for
+ * the one slot a journal names). */
+static void rebuild_lists(pt_shm_slab *s)
 {
-    static const char *const ops[] = { "none", "alloc", "free" };
-    pt_shm_slab_journal j = s->journal;
-    bool valid = j.op != PT_SHM_SLAB_OP_NONE && j.op <= PT_SHM_SLAB_OP_FREE
-                 && j.cls < PT_SHM_SLAB_CLASSES && j.page < s->npages
-                 && j.slot < s->cls[j.cls].slots;
-
-    if (valid) {
-        slab_page *pg = page_at(s, j.page);
-        if (pg->cls == j.cls)
-            pg->map[j.slot / 64] &= ~(1ULL << (j.slot % 64));
-        if (j.op == PT_SHM_SLAB_OP_ALLOC)
-            s->cls[j.cls].allocs = j.count;
-        else
-            s->cls[j.cls].frees = j.count + 1;
-    }
-
     s->free_head = 0;
     s->free_pages = 0;
     for (unsigned c = 0; c < PT_SHM_SLAB_CLASSES; c++) {
@@ -308,6 +294,36 @@ void pt_shm_slab_repair(pt_shm_slab *s)
         k->pages++;
         k->used += n;
     }
+}
+
+void pt_shm_slab_reload(pt_shm_slab *s)
+{
+    if (s->journal.op != PT_SHM_SLAB_OP_NONE) {
+        pt_shm_slab_repair(s);          /* it stopped in an operation: that is news */
+        return;
+    }
+    rebuild_lists(s);
+    journal_end(s);
+}
+
+void pt_shm_slab_repair(pt_shm_slab *s)
+{
+    static const char *const ops[] = { "none", "alloc", "free" };
+    pt_shm_slab_journal j = s->journal;
+    bool valid = j.op != PT_SHM_SLAB_OP_NONE && j.op <= PT_SHM_SLAB_OP_FREE
+                 && j.cls < PT_SHM_SLAB_CLASSES && j.page < s->npages
+                 && j.slot < s->cls[j.cls].slots;
+
+    if (valid) {
+        slab_page *pg = page_at(s, j.page);
+        if (pg->cls == j.cls)
+            pg->map[j.slot / 64] &= ~(1ULL << (j.slot % 64));
+        if (j.op == PT_SHM_SLAB_OP_ALLOC)
+            s->cls[j.cls].allocs = j.count;
+        else
+            s->cls[j.cls].frees = j.count + 1;
+    }
+    rebuild_lists(s);
     s->repairs++;
     journal_end(s);
 

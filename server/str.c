@@ -116,3 +116,37 @@ uint64_t pt_siphash(const uint64_t key[2], const void *data, size_t n)
         SIPROUND(v0, v1, v2, v3);
     return v0 ^ v1 ^ v2 ^ v3;
 }
+
+size_t pt_utf8_len(const unsigned char *s, size_t n)
+{
+    if (n == 0)
+        return 0;
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf;     /* the range of the second byte */
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            lo = 0xa0;                      /* overlong */
+        else if (c == 0xed)
+            hi = 0x9f;                      /* surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            lo = 0x90;                      /* overlong */
+        else if (c == 0xf4)
+            hi = 0x8f;                      /* past U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return len;
+}

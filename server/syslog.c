@@ -107,6 +107,19 @@ const char *pt_syslog_check(const char *path)
     return target_addr(path, &ss, &len);
 }
 
+/* Where each open target's socket goes, to connect it again when its receiver went away
+ * (rsyslog or journald restarted: /dev/log is a new socket, the old connection refuses
+ * every message). Inherited by the workers with the descriptors. */
+#define MAX_TARGETS 16
+#define RETRY_MS    1000            /* at most one reconnection a second per target */
+static struct {
+    int                     fd;
+    socklen_t               len;
+    struct sockaddr_storage ss;
+    uint64_t                retry_ms;
+} targets[MAX_TARGETS];
+static unsigned ntargets;
+
 int pt_syslog_open(const char *path, char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
@@ -117,9 +130,45 @@ int pt_syslog_open(const char *path, char *err, size_t errlen)
         return -1;
     }
     int fd = pt_xprt_dgram_connect((struct sockaddr *) &ss, len);
-    if (fd < 0)
+    if (fd < 0) {
         snprintf(err, errlen, "%s", strerror(errno));
+        return -1;
+    }
+    unsigned i = 0;
+    while (i < ntargets && targets[i].fd != fd)
+        i++;                            /* a descriptor number closed and reused */
+    if (i == ntargets && ntargets < MAX_TARGETS)
+        ntargets++;
+    if (i < ntargets) {
+        targets[i].fd = fd;
+        targets[i].len = len;
+        targets[i].ss = ss;
+        targets[i].retry_ms = 0;
+    }
     return fd;
+}
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t) ts.tv_sec * 1000 + (uint64_t) ts.tv_nsec / 1000000;
+}
+
+/* After a refused send: a new connection in the same descriptor, if it is time to try. */
+static bool reconnect(int fd)
+{
+    for (unsigned i = 0; i < ntargets; i++) {
+        if (targets[i].fd != fd)
+            continue;
+        uint64_t now = mono_ms();
+        if (now < targets[i].retry_ms)
+            return false;
+        targets[i].retry_ms = now + RETRY_MS;
+        return pt_xprt_dgram_reconnect(fd, (struct sockaddr *) &targets[i].ss,
+                                       targets[i].len) == PT_OK;
+    }
+    return false;
 }
 
 static char hostname[256];
@@ -147,5 +196,10 @@ void pt_syslog_send(int fd, int facility, int severity, const char *tag, const c
         { head, pt_min((size_t) n, sizeof(head) - 1) },
         { (void *) msg, pt_min(len, (size_t) MSG_MAX) }
     };
-    pt_xprt_dgram_send(fd, iov, 2);     /* a lost message is lost: never block for it */
+    /* a lost message is lost: never block for it; but a receiver that went away and came
+     * back (a new socket at the path) gets the next messages */
+    if (pt_xprt_dgram_send(fd, iov, 2) != PT_OK
+        && (errno == ECONNREFUSED || errno == ENOTCONN || errno == ECONNRESET)
+        && reconnect(fd))
+        pt_xprt_dgram_send(fd, iov, 2);
 }

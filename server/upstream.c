@@ -7,6 +7,7 @@
 #include "portico/conf.h"
 #include "portico/event.h"
 #include "portico/log.h"
+#include "portico/metrics.h"
 #include "portico/pool.h"
 #include "portico/tls.h"
 #include "portico/upstream.h"
@@ -238,6 +239,9 @@ int pt_upconn_connected(pt_upconn *uc, const char **why)
         return PT_ERROR;
     }
     rc = pt_xprt_tls_handshake(&uc->x, why);
+    if (rc != PT_AGAIN)
+        pt_metrics_upstream_tls(uc->up, uc->server->index, rc == PT_OK,
+                                rc == PT_OK && pt_xprt_tls_resumed(&uc->x));
     if (rc == PT_ERROR)
         errno = 0;                      /* *why says it all */
     return rc;

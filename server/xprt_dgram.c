@@ -35,6 +35,17 @@ int pt_xprt_dgram_send(int fd, const struct iovec *iov, int n)
     }
 }
 
+int pt_xprt_dgram_reconnect(int fd, const struct sockaddr *sa, socklen_t len)
+{
+    int nfd = pt_xprt_dgram_connect(sa, len);
+    if (nfd < 0)
+        return PT_ERROR;
+    /* the same descriptor number: whoever holds fd (the log tables) keeps using it */
+    int rc = dup3(nfd, fd, O_CLOEXEC) < 0 ? PT_ERROR : PT_OK;
+    close(nfd);
+    return rc;
+}
+
 void pt_xprt_dgram_close(int fd)
 {
     if (fd > STDERR_FILENO)

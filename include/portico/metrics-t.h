@@ -91,4 +91,13 @@ struct pt_metrics_out {
 
 typedef void (*pt_metrics_collect_fn)(pt_metrics_out *o);
 
+/* A sink for a module's summary in /status (pt_module.status_collect): named numbers,
+ * which the admin module renders as one JSON object under the module's name (nothing
+ * when the module emits none, e.g. a cache that is not configured). */
+typedef struct pt_status_out pt_status_out;
+struct pt_status_out {
+    void (*num)(pt_status_out *o, const char *key, double value);
+    void  *data;
+};
+
 #endif

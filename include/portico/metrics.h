@@ -52,6 +52,8 @@ void pt_metrics_family_add(const pt_metric_family *f);
 /* A consistent sum over the workers and the retired row, of the first n values: into
  * out (n values). Retries while the master folds a row. */
 void pt_metrics_sum(uint64_t *out, uint32_t n);
+/* The same sum for one counter series (its id from pt_metric_series; 0 for -1). */
+uint64_t pt_metric_value(int32_t id);
 /* Emits every registered series, family by family (begin, then samples), then every
  * collector's samples: the core's (pt_metrics_core_collect) and the modules'. */
 void pt_metrics_export(pt_metrics_out *o);
@@ -73,5 +75,13 @@ void pt_metrics_request(const struct pt_request *r);      /* when it is logged *
 void pt_metrics_upstream_time(const struct pt_upstream *up, unsigned server, uint64_t us);
 void pt_metrics_upstream_retry(const struct pt_upstream *up, unsigned server);
 void pt_metrics_worker_conf(void);                  /* worker start: per-config caches */
+/* TLS handshakes: with clients (completed; failed with reason "error" or "timeout"),
+ * and with upstream servers */
+struct pt_listener_conf;
+void pt_metrics_tls_handshake(const struct pt_listener_conf *l, const char *version,
+                              bool resumed);
+void pt_metrics_tls_failure(const struct pt_listener_conf *l, const char *reason);
+void pt_metrics_upstream_tls(const struct pt_upstream *up, unsigned server, bool ok,
+                             bool resumed);
 
 #endif

@@ -89,6 +89,8 @@ struct pt_module {
      * elsewhere (gauges of its own shared zone). Either may be NULL. */
     const pt_metric_family *const *metric_families;
     void (*metrics_collect)(pt_metrics_out *o);
+    /* /status: the module's summary (hit counts, sizes) as named numbers; may be NULL */
+    void (*status_collect)(pt_status_out *o);
 };
 
 #endif

@@ -42,6 +42,9 @@ int   pt_shm_slab_free_locked(pt_shm_slab *s, void *p);
 /* Under the lock, after its owner died: finishes or undoes the operation the journal
  * names, then rebuilds every page list and count from the page bitmaps. Idempotent. */
 void  pt_shm_slab_repair(pt_shm_slab *s);
+/* A slab mapped from an earlier process's file: its page lists rebuilt quietly, or, when
+ * its journal shows an operation cut short, repaired (and logged) as above. */
+void  pt_shm_slab_reload(pt_shm_slab *s);
 
 /* Under the lock (or with no other user): calls keep(arg, slot) for every slot handed
  * out and frees those it says no to. A module's mark and sweep after a death in its own

@@ -24,5 +24,8 @@ uint64_t pt_siphash(const uint64_t key[2], const void *data, size_t n);
 bool pt_parse_u64(pt_str s, uint64_t max, uint64_t *out);
 /* Writes n in decimal into buf (>= 21 bytes), returns the length. */
 size_t pt_fmt_u64(char *buf, uint64_t n);
+/* The length (1..4) of the well-formed UTF-8 sequence at s (RFC 3629: no overlong form,
+ * no surrogate, nothing past U+10FFFF), or 0 when the bytes there are not one. */
+size_t pt_utf8_len(const unsigned char *s, size_t n);
 
 #endif

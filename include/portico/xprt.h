@@ -45,6 +45,9 @@ ssize_t pt_xprt_tcp_peek(pt_xprt *x, void *buf, size_t len);
  * PT_ERROR with errno: the datagram is dropped). */
 int  pt_xprt_dgram_connect(const struct sockaddr *sa, socklen_t len);
 int  pt_xprt_dgram_send(int fd, const struct iovec *iov, int n);
+/* A new socket connected to sa put in fd's place (the receiver was restarted): PT_OK, or
+ * PT_ERROR with fd as it was. */
+int  pt_xprt_dgram_reconnect(int fd, const struct sockaddr *sa, socklen_t len);
 void pt_xprt_dgram_close(int fd);
 
 int  pt_pipe_get(int fds[2]);

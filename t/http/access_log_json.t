@@ -75,13 +75,17 @@ for bad in ['a"b', "x" * 129, "a b"]:
 n = len(p.access_log_lines())
 ua = 'x"y\\z\tend'
 with p.connect() as c:
-    c.send(b"GET /h HTTP/1.1\r\nHost: a.example\r\nUser-Agent: " + ua.encode() + b"\xc3\xa9\r\n\r\n")
+    # UTF-8 (e-acute, a 4-byte emoji), then bytes that are not: a lone 0xff, an overlong
+    # slash (c0 af), a surrogate (ed a0 80), a cut sequence (e2 82)
+    c.send(b"GET /h HTTP/1.1\r\nHost: a.example\r\nUser-Agent: " + ua.encode()
+           + b"\xc3\xa9\xf0\x9f\x98\x80\xff\xc0\xaf\xed\xa0\x80\xe2\x82\r\n\r\n")
     r = c.read_response()
 e = entries(n + 1)[-1]
-is_(e["user_agent"], ua + "\u00c3\u00a9", "quote, backslash, tab and high bytes escaped "
-    "(bytes past ASCII as \\u00XX)")
+is_(e["user_agent"], ua + "\u00e9\U0001f600" + "\u00ff\u00c0\u00af\u00ed\u00a0\u0080\u00e2\u0082",
+    "quote, backslash, tab escaped; UTF-8 kept as text; bytes that are not UTF-8 as \\u00XX")
 raw = p.access_log_lines()[-1]
-ok("\t" not in raw and "\xc3" not in raw, "no raw control or high byte in the line")
+ok("\t" not in raw and "\ufffd" not in raw, "no raw control, no byte that is not UTF-8 in the line")
+ok("\u00e9\U0001f600" in raw, "the UTF-8 characters are in the line as they were sent")
 
 # -- a refused request is a line too
 n = len(p.access_log_lines())

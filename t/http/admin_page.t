@@ -16,11 +16,16 @@ if not CHROMIUM:
     skip_all("chromium is not installed")
 
 a, b = Origin.echo(), Origin.echo()
-p = Portico(proxy_config(upstream("app", [a.address, b.address]), proxy_route("app"),
-                         workers=2, extra=ADMIN))
+p = Portico(proxy_config(upstream("app", [a.address, b.address]),
+                         [proxy_route("app", "/c/", cache="{ default_ttl_s = 60; }"),
+                          proxy_route("app")],
+                         workers=2, extra=ADMIN + "\ncache = { size_mb = 8; };"))
 wait_admin(p)
 for i in range(10):
     p.get("/x")
+# the cache: one miss, then three hits (a hit ratio of 75 %)
+for i in range(4):
+    p.get("/c/page")
 
 # -- the page itself
 r = admin_get(p, "/")
@@ -52,6 +57,8 @@ for addr in (a.address, b.address):
          % re.escape(addr), "the server table shows %s up" % addr)
 like(dom, r'id="conn" class="">live<', "the page refreshed from /status (live)")
 like(dom, r'id="generation">1<', "the generation")
+like(dom, r'<section id="cache" class="">', "the cache section is shown (a cache is configured)")
+like(dom, r'id="hit">75\.0 %<', "the cache hit ratio: 3 hits of 4 (75.0 %)")
 st = status(p)
 for s in st["upstreams"][0]["servers"]:
     like(dom, r'<td>%s</td>.*?<td class="n">1</td><td class="n">0</td><td class="n">%d</td>'

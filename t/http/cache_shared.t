@@ -154,6 +154,8 @@ r = p.get("/k/3")
 is_((sha(r.body), r.header("X-Cache-Status")), (sha(body_for(3, 200000)), "HIT"),
     "a big object too, with its checksum")
 is_(o.hits("/c/collapse"), before, "the origin not asked")
+unlike(p.logs_text(), r"died holding",
+       "loading the file of a clean stop logs no repair (no process died holding a lock)")
 p.stop()
 
 # a file of another size: discarded

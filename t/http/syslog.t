@@ -98,6 +98,23 @@ ok(msgs and RFC5424.match(msgs[-1]) and "reopening log files" in msgs[-1],
    "SIGUSR1: the notice arrives through the same socket")
 p.get("/after")
 ok(receive(udp, r'"GET /after '), "after a reopen signal, the access log still arrives")
+
+# -- the receiver restarts (rsyslog or journald: a new socket at the same path): the next
+# messages reach the new one, from the master and from the worker
+sock_path = os.path.join(p.tmp, "log.sock")
+unix.close()
+os.unlink(sock_path)
+unix = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+unix.bind(sock_path)
+os.chmod(sock_path, 0o777)
+unix.settimeout(0.2)
+p.signal(signal.SIGUSR1)
+msgs = receive(unix, r"reopening log files")
+ok(msgs and "reopening log files" in msgs[-1],
+   "after the receiver's restart, the error log reconnects: the notice arrives at the new socket")
+p.reload(CONF)
+msgs = receive(unix, r"worker started")
+ok(msgs and "worker started" in msgs[-1], "and so do the new worker's lines")
 p.stop()
 
 # -- bad targets: -t names the key

@@ -129,16 +129,6 @@ ok(p.wait_log(r"refused connection from 127\.0\.0\.1 on 127\.0\.0\.1:%d: not a T
               r"\(first byte 0x00\)" % port, start=mark), "logged with the first byte")
 
 # --- a client that stalls mid-handshake ------------------------------------------------------
-def client_hello():
-    ctx = client_ctx(None)
-    ib, ob = ssl.MemoryBIO(), ssl.MemoryBIO()
-    so = ctx.wrap_bio(ib, ob, server_hostname="a.example")
-    try:
-        so.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    return ob.read()
-
 hello = client_hello()
 mark = p.log_mark()
 with p.connect() as c:

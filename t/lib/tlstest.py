@@ -22,7 +22,7 @@ from proxytest import __all__ as _px_all
 
 __all__ = list(_px_all) + [
     "CA", "Cert", "TLSInfo", "client_ctx", "tls_client", "tls_get", "tls_config",
-    "tls_block", "server_ctx", "openssl_available", "cert_serial", "ssl",
+    "tls_block", "server_ctx", "openssl_available", "cert_serial", "ssl", "client_hello",
 ]
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)   # TLSv1_1 in a test
@@ -186,6 +186,18 @@ def tls_get(port, ca=None, target="/", host="a.example", sni=None, ctx=None, ses
         return r, TLSInfo(c.sock)
     finally:
         c.close()
+
+
+def client_hello(sni="a.example"):
+    """The bytes of a TLS ClientHello (the client's first flight), for raw-socket tests."""
+    ctx = client_ctx(None)
+    ib, ob = ssl.MemoryBIO(), ssl.MemoryBIO()
+    so = ctx.wrap_bio(ib, ob, server_hostname=sni)
+    try:
+        so.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return ob.read()
 
 
 def tls_block(certs, **opts):
