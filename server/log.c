@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "portico/log.h"
+#include "portico/logfile.h"
 #include "portico/syslog.h"
 
 #define LINE_MAX_LEN      2048
@@ -75,11 +76,18 @@ void pt_log_set_role(const char *role)
     repeats_pending = 0;
 }
 
+static char log_owner[64];          /* the workers' user: the file is made theirs */
+
+void pt_log_set_owner(const char *user)
+{
+    snprintf(log_owner, sizeof(log_owner), "%s", user ? user : "");
+}
+
 static int open_path(const char *path)
 {
     if (strcmp(path, "-") == 0)
         return STDERR_FILENO;
-    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    return pt_logfile_open(path, log_owner[0] ? log_owner : NULL);
 }
 
 void pt_log_set_syslog(int facility, const char *tag)

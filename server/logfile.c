@@ -3,10 +3,12 @@
 #include <stdio.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "portico/log.h"
 #include "portico/logfile.h"
+#include "portico/privs.h"
 #include "portico/syslog.h"
 
 /* Descriptors that are syslog sockets, with what their messages carry: opened by the
@@ -44,16 +46,30 @@ static int syslog_of(int fd)
     return -1;
 }
 
+static int open_append(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
 int pt_logfile_open(const char *path, const char *user)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    struct passwd *pw = user && geteuid() == 0 ? getpwnam(user) : NULL;
+    if (pw && pw->pw_uid != 0 && pt_privs_as(pw->pw_uid, pw->pw_gid)) {
+        /* as the workers' user: the file is theirs, no chown needed (privs.c) */
+        int fd = open_append(path);
+        pt_privs_back();
+        if (fd >= 0)
+            return fd;
+        /* their user may not write there (a directory of root's): as root, then given */
+    }
+    int fd = open_append(path);
     if (fd < 0)
         return -1;
-    if (user && geteuid() == 0) {
-        struct passwd *pw = getpwnam(user);
-        if (pw && fchown(fd, pw->pw_uid, pw->pw_gid) < 0)
-            pt_log_errno(PT_LOG_WARN, errno, "cannot chown \"%s\"", path);
-    }
+    struct stat st;
+    if (pw && fstat(fd, &st) == 0 && (st.st_uid != pw->pw_uid || st.st_gid != pw->pw_gid)
+        && fchown(fd, pw->pw_uid, pw->pw_gid) < 0)
+        pt_log_errno(PT_LOG_WARN, errno, "cannot chown \"%s\" to %s (the workers reopen it "
+                     "after a rotation: make its directory writable by %s)", path, user, user);
     return fd;
 }
 

@@ -206,6 +206,7 @@ static int start(const char *path)
         goto fail;
     }
     pt_log_set_syslog(conf->error_log_facility, conf->error_log_tag);
+    pt_log_set_owner(geteuid() == 0 ? conf->user : NULL);
     if (pt_log_open(conf->error_log_path, conf->error_log_level) != PT_OK) {
         fprintf(stderr, "portico: cannot open the error log %s: %s\n", conf->error_log_path,
                 strerror(errno));

@@ -42,6 +42,7 @@
 #include "portico/notify.h"
 #include "portico/pidfile.h"
 #include "portico/process.h"
+#include "portico/privs.h"
 #include "portico/shm.h"
 #include "portico/tls.h"
 #include "portico/upgrade.h"
@@ -257,10 +258,14 @@ static void log_workers_user(const gen *g)
            conf->user_implied ? ": no user is set, and never as root" : "");
 }
 
-/* The master opens log files as root; workers reopen them on SIGUSR1 as user. */
+/* The error log is the workers' (they reopen it on SIGUSR1): made theirs when it was
+ * opened (server/logfile.c); one opened before their user was known is given to them. */
 static void log_chown(const gen *g)
 {
-    if (g->drop && pt_log_fd() != STDERR_FILENO && fchown(pt_log_fd(), g->uid, g->gid) < 0)
+    struct stat st;
+    if (g->drop && pt_log_fd() != STDERR_FILENO && fstat(pt_log_fd(), &st) == 0
+        && (st.st_uid != g->uid || st.st_gid != g->gid)
+        && fchown(pt_log_fd(), g->uid, g->gid) < 0)
         pt_log_errno(PT_LOG_WARN, errno, "chown() of the error log to uid %d failed",
                      (int) g->uid);
     /* A daemon has no terminal: stray writes to stderr (libraries, sanitizers) belong in
@@ -416,6 +421,17 @@ static void slot_free(proc *p)
 
 /* Tells every worker of g (or of every generation, g NULL) to stop with sig; pending
  * respawns are dropped. */
+/* A worker runs as the configuration's user: signalled as that user (server/privs.c),
+ * the master needs no CAP_KILL. */
+static int signal_worker(const proc *p, int sig)
+{
+    bool as = p->gen->drop && pt_privs_as(p->gen->uid, p->gen->gid);
+    int rc = kill(p->pid, sig);
+    if (as)
+        pt_privs_back();
+    return rc;
+}
+
 static void signal_workers(gen *g, int sig, bool stop)
 {
     for (int i = 0; i < NSLOTS; i++) {
@@ -431,7 +447,7 @@ static void signal_workers(gen *g, int sig, bool stop)
             p->stopping = true;
             p->stop_sig = sig;
         }
-        if (kill(p->pid, sig) < 0 && errno != ESRCH)
+        if (signal_worker(p, sig) < 0 && errno != ESRCH)
             pt_log_errno(PT_LOG_ALERT, errno, "kill(%d, %s) failed", (int) p->pid,
                          signame(sig));
     }
@@ -656,6 +672,7 @@ static void reload_configuration(void)
         && pt_pidfile_move(nc->pid_file, getpid(), err, sizeof(err)) != PT_OK)
         pt_log(PT_LOG_ERR, "keeping pid file %s: %s", pt_pidfile_path(), err);
     pt_log_set_syslog(nc->error_log_facility, nc->error_log_tag);
+    pt_log_set_owner(g->drop ? nc->user : NULL);
     if (pt_log_open(nc->error_log_path, nc->error_log_level) == PT_OK)
         log_chown(g);
 
@@ -965,7 +982,7 @@ static void kill_survivors(gen *g, const char *why)
                "SIGKILL", p->worker, (int) p->pid, p->gen->cycle.generation, why);
         p->stopping = true;
         p->stop_sig = SIGKILL;
-        kill(p->pid, SIGKILL);
+        signal_worker(p, SIGKILL);
     }
 }
 

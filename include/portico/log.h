@@ -23,6 +23,9 @@ const char *pt_log_level_name(int level);
 /* path "-" = stderr, "syslog:..." a syslog output (portico/syslog.h: each line a
  * message with its level as severity, and the facility and tag of pt_log_set_syslog).
  * Keeps the previous destination on failure. */
+/* The workers' user (as root): the error log file is created as theirs, or given to
+ * them, and opened again as them on reopen (server/logfile.c). NULL: nobody's. */
+void pt_log_set_owner(const char *user);
 int  pt_log_open(const char *path, int level);
 void pt_log_set_syslog(int facility, const char *tag);
 int  pt_log_reopen(void);

@@ -92,8 +92,9 @@ for line in ("NoNewPrivileges=yes", "ProtectSystem=strict", "PrivateTmp=yes",
              "RuntimeDirectory=portico"):
     like(unit, r"(?m)^%s$" % re.escape(line), "the unit has %s" % line)
 caps = re.search(r"(?m)^CapabilityBoundingSet=(.*)$", unit)
-ok(caps and {"CAP_NET_BIND_SERVICE", "CAP_SETUID", "CAP_SETGID"} <= set(caps.group(1).split()),
-   "the unit's CapabilityBoundingSet has CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID")
+is_(sorted(caps.group(1).split()) if caps else None,
+    ["CAP_NET_BIND_SERVICE", "CAP_SETGID", "CAP_SETUID"],
+    "the unit's CapabilityBoundingSet is CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID, no more")
 like(unit, r"(?m)^ReadWritePaths=.*/var/log/portico.*/var/cache/portico",
      "the log and cache directories stay writable")
 like(open(R("/etc/logrotate.d/portico")).read(), r"postrotate\s+.*portico -s reopen",
@@ -109,8 +110,10 @@ ok(len(pw) == 1 and int(pw[0][2]) < 1000 and pw[0][6].strip() == "/usr/sbin/nolo
    and pw[0][5] == "/nonexistent", "postinst created the system user portico (%s)"
    % (":".join(pw[0]).strip() if pw else "none"))
 ok(any(l.startswith("portico:") for l in open(R("/etc/group"))), "and its group")
+PORTICO_UID = int(pw[0][2]) if pw else -1
 st = os.stat(R("/var/log/portico"))
-is_((st.st_uid, oct(st.st_mode & 0o7777)), (0, "0o755"), "/var/log/portico: root's, 0755")
+is_((st.st_uid, oct(st.st_mode & 0o7777)), (PORTICO_UID, "0o755"),
+    "/var/log/portico: portico's (the workers reopen their logs there), 0755")
 
 
 def in_root_users(cmd, timeout=30, **kw):
@@ -132,14 +135,17 @@ is_((p.returncode, out.strip()), (0, "portico: configuration file %s test is suc
 # -- the installed binary under the unit's bounding set and no_new_privs
 work = tempfile.mkdtemp(prefix="portico-caps-")
 os.chmod(work, 0o755)
+logs = os.path.join(work, "log")    # as /var/log/portico: the workers' user's; the pid
+os.mkdir(logs, 0o755)               # file stays in root's directory, as /run/portico
+os.chown(logs, PORTICO_UID, -1)
 add_cleanup(lambda: shutil.rmtree(work, ignore_errors=True))
 port = free_port()
 with open(os.path.join(work, "p.conf"), "w") as f:
     f.write("""workers = 2;
 user = "portico";
 pid_file = "%(w)s/p.pid";
-error_log = { path = "%(w)s/error.log"; level = "info"; };
-access_log = { path = "%(w)s/access.log"; format = "main"; buffer_size = 0; };
+error_log = { path = "%(w)s/log/error.log"; level = "info"; };
+access_log = { path = "%(w)s/log/access.log"; format = "main"; buffer_size = 0; };
 listeners = ( { name = "main"; address = "127.0.0.1:%(port)d"; } );
 routes = ( { path_prefix = "/"; return = { status = 200; body = "caps\\n"; }; } );
 """ % {"w": work, "port": port})
@@ -148,7 +154,7 @@ proc = in_root_users(["setpriv", "--bounding-set=-all," + bset, "--no-new-privs"
                       R("/usr/sbin/portico"), "-c", os.path.join(work, "p.conf")],
                      stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "stderr"), "w"))
 add_cleanup(lambda: proc.poll() is None and proc.kill())
-elog = lambda: open(os.path.join(work, "error.log")).read() if os.path.exists(os.path.join(work, "error.log")) else ""
+elog = lambda: open(os.path.join(logs, "error.log")).read() if os.path.exists(os.path.join(logs, "error.log")) else ""
 
 
 def get():
@@ -166,12 +172,17 @@ like(elog(), r'workers run as user "portico"', "its workers run as portico")
 proc.send_signal(signal.SIGHUP)
 ok(wait_for(lambda: "reload finished: generation 2" in elog() and
             re.search(r"worker \d \(pid \d+, generation 1\) exited with code 0", elog()), 15),
-   "a reload (the master signals workers of another user: CAP_KILL)")
-os.rename(os.path.join(work, "access.log"), os.path.join(work, "access.log.1"))
+   "a reload (the master signals workers of another user, as that user: no CAP_KILL)")
+is_([os.stat(os.path.join(logs, f)).st_uid for f in ("error.log", "access.log")],
+    [PORTICO_UID] * 2, "the logs are portico's: created as that user (no CAP_CHOWN)")
+os.rename(os.path.join(logs, "access.log"), os.path.join(logs, "access.log.1"))
 proc.send_signal(signal.SIGUSR1)
-ok(wait_for(lambda: os.path.exists(os.path.join(work, "access.log")), 10), "SIGUSR1 re-creates the log")
-ok(wait_for(lambda: get() == b"caps\n" and os.path.getsize(os.path.join(work, "access.log")) > 0, 10),
-   "and the workers write to it (handed to them: CAP_CHOWN)")
+ok(wait_for(lambda: os.path.exists(os.path.join(logs, "access.log")), 10), "SIGUSR1 re-creates the log")
+ok(wait_for(lambda: get() == b"caps\n" and os.path.getsize(os.path.join(logs, "access.log")) > 0, 10),
+   "and the workers write to it (created as their user: no CAP_CHOWN)")
+proc.send_signal(signal.SIGUSR1)
+ok(wait_for(lambda: elog().count("reopening log files") >= 2, 10),
+   "a second reopen: the master opens portico's error log again (no CAP_DAC_OVERRIDE)")
 unlike(elog(), r"\[(error|alert|crit|emerg)\]", "no error in its log")
 if tap.failed_count():
     diag(elog()[-3000:])
