@@ -216,6 +216,10 @@ int pt_shm_map(pt_conf *conf, pt_conf *old)
             z->persisted = false;
             z->file_busy = oz->file_busy;
         } else {
+            if (oz && oz->addr && oz->size != z->size)
+                pt_log(PT_LOG_NOTICE, "shared memory zone \"%s\": its size changed from %zu to "
+                       "%zu bytes: a new zone, empty (the old one is released when the old "
+                       "workers are gone)", z->name, oz->size, z->size);
             if (z->size > SIZE_MAX - (size_t) page) {
                 pt_log(PT_LOG_EMERG, "shared memory zone \"%s\": size %zu is too large",
                        z->name, z->size);

@@ -89,4 +89,18 @@ is_(p.worker_pids(), workers, "and keeps the workers")
 is_(p.get("/c/a").header("X-Cache-Status"), "HIT", "and the cache")
 is_(o.hits("/c/a"), 1, "the origin saw one request in all")
 
+# a reload that changes size_mb: a new zone, empty, logged; the old one is left to the old
+# workers, which finish what they serve from it
+mark = p.log_mark()
+workers = p.worker_pids()
+p.reload(good.replace("size_mb = 8;", "size_mb = 16;"))
+ok(p.wait_log(r'shared memory zone "cache": its size changed from 8388608 to 16777216 bytes: '
+              r'a new zone, empty', start=mark), "a size change on reload is logged")
+p.wait_workers(1, exclude=workers)
+ok(wait_for(lambda: not any(proc_alive(w) for w in workers), 10), "the old workers exit")
+is_(p.get("/c/a").header("X-Cache-Status"), "MISS", "the new zone starts empty: a miss")
+is_(p.get("/c/a").header("X-Cache-Status"), "HIT", "then a hit from the new zone")
+is_(o.hits("/c/a"), 2, "the origin saw the one refetch")
+unlike(p.error_log()[mark:], r"\[(error|alert|crit|emerg)\]", "no error logged since the reload")
+
 done_testing()
