@@ -335,6 +335,18 @@ static void px_splice(proxy_ctx *px)
     }
 }
 
+/* The origin's trailer fields the client may have (the exchange kept them because it
+ * asked with TE: trailers); the session sends them after the body if it can. */
+static void pass_trailers(pt_request *r, pt_upx *x)
+{
+    uint32_t w = 0;
+    for (uint32_t i = 0; i < x->ntrailers; i++)
+        if (pt_h1_trailer_allowed(x->trailers[i].name))
+            x->trailers[w++] = x->trailers[i];
+    r->resp_trailers = x->trailers;
+    r->resp_ntrailers = w;
+}
+
 /* Relays response body bytes as the exchange gives them, while the client takes them. */
 static void px_relay(proxy_ctx *px)
 {
@@ -366,6 +378,8 @@ static void px_relay(proxy_ctx *px)
         bool last = rc == PT_DONE;
         if (n == 0 && !last)
             continue;
+        if (last && x->ntrailers)
+            pass_trailers(r, x);
         int s = pt_http_send_body(r, d, n, last);
         if (s == PT_ERROR) {
             px_client_failed(px, "client connection failed while relaying the body");

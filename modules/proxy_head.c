@@ -186,6 +186,7 @@ int proxy_build_request(proxy_ctx *px)
     /* Connection names every hop-by-hop field we send: a TE sender must list "TE"
      * (RFC 9110 §10.1.4), or the next hop may treat it as end-to-end. */
     q->connection = te_trailers ? PT_STR("TE") : PT_STR_NULL;
+    q->keep_trailers = te_trailers;
     q->upgrade = tunnel ? upgrade : PT_STR_NULL;
     /* a chunked body read whole is sent with its length: origins that take no chunked
      * requests then take it too */

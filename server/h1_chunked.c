@@ -95,10 +95,12 @@ int pt_h1_chunked_decode(pt_h1_chunked *c, const char **pos, const char *last,
         {
             fail("chunk extensions too long");
         }
-        if (c->state >= C_TR_START && c->state <= C_END_LF
-            && ++c->trailer_len > PT_H1_MAX_TRAILER)
-        {
-            fail("trailer section too large");
+        if (c->state >= C_TR_START && c->state <= C_END_LF) {
+            if (++c->trailer_len > PT_H1_MAX_TRAILER)
+                fail("trailer section too large");
+            /* field lines kept whole (checked below as they go; the final CRLF not) */
+            if (c->keep && c->state <= C_TR_LF && !(c->state == C_TR_START && ch == '\r'))
+                c->keep[c->keep_len++] = (char) ch;
         }
 
         switch (c->state) {

@@ -252,6 +252,35 @@ int pt_h1_send_head(pt_request *r)
 
 /* ---- the response body ---- */
 
+/* The last chunk, with the trailer section when there are trailers (RFC 9112 7.1.2). */
+static int last_chunk(pt_request *r, pt_conn *c)
+{
+    if (r->resp_ntrailers == 0)
+        return pt_out_add(c, "0\r\n\r\n", 5);
+    size_t len = 5;
+    for (uint32_t i = 0; i < r->resp_ntrailers; i++)
+        len += r->resp_trailers[i].name.len + r->resp_trailers[i].value.len + 4;
+    char *b = pt_palloc(r->pool, len), *p = b;
+    if (b == NULL)
+        return PT_ERROR;
+    memcpy(p, "0\r\n", 3);
+    p += 3;
+    for (uint32_t i = 0; i < r->resp_ntrailers; i++) {
+        const pt_header *h = &r->resp_trailers[i];
+        memcpy(p, h->name.data, h->name.len);
+        p += h->name.len;
+        *p++ = ':';
+        *p++ = ' ';
+        memcpy(p, h->value.data, h->value.len);
+        p += h->value.len;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    return pt_out_add(c, b, (size_t) (p - b));
+}
+
 int pt_h1_send_body(pt_request *r, const char *data, size_t len, bool last)
 {
     pt_conn *c = r->conn;
@@ -281,7 +310,7 @@ int pt_h1_send_body(pt_request *r, const char *data, size_t len, bool last)
     }
     if (last) {
         r->resp_body_done = true;
-        if (st->resp_chunked && !r->no_body && pt_out_add(c, "0\r\n\r\n", 5) != PT_OK)
+        if (st->resp_chunked && !r->no_body && last_chunk(r, c) != PT_OK)
             return PT_ERROR;
         if (r->resp_length >= 0 && !r->no_body
             && r->resp_body_queued < (uint64_t) r->resp_length)

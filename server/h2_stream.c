@@ -502,13 +502,35 @@ int h2_send_head(pt_request *r)
     return PT_OK;
 }
 
+/* The end of the body: with trailer fields, a HEADERS frame ends the stream instead of
+ * the last DATA frame (RFC 9113 8.1). */
+static void body_end(h2_stream *st, nghttp2_session *ng, int32_t id, uint32_t *flags)
+{
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    pt_request *r = st->r;
+    if (r == NULL || r->resp_ntrailers == 0)
+        return;
+    nghttp2_nv *nva = pt_palloc(r->pool, r->resp_ntrailers * sizeof(nghttp2_nv));
+    if (nva == NULL)
+        return;                         /* no memory: the body ends without them */
+    size_t n = 0;
+    for (uint32_t i = 0; i < r->resp_ntrailers; i++) {
+        pt_str ln = lower_name(r->pool, r->resp_trailers[i].name);
+        if (ln.data == NULL)
+            return;
+        nva[n++] = nv(ln, r->resp_trailers[i].value);
+    }
+    if (nghttp2_submit_trailer(ng, id, nva, n) == 0)
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+}
+
 ssize_t h2_stream_read_data(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len,
                             uint32_t *flags, nghttp2_data_source *src, void *user)
 {
     h2_stream *st = src->ptr;
     if (st->out_len == 0) {
         if (st->out_last) {
-            *flags |= NGHTTP2_DATA_FLAG_EOF;
+            body_end(st, ng, id, flags);
             return 0;
         }
         st->deferred = true;
@@ -517,7 +539,7 @@ ssize_t h2_stream_read_data(nghttp2_session *ng, int32_t id, uint8_t *buf, size_
     size_t n = st->out_len < len ? st->out_len : len;
     *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (n == st->out_len && st->out_last)
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        body_end(st, ng, id, flags);
     return (ssize_t) n;
 }
 

@@ -644,6 +644,8 @@ static void response_head(pt_upx *x)
         x->r->upstream_ms = (int64_t) (pt_loop_cur->now - x->t_start);
     }
     x->state = PT_UPX_BODY;
+    x->trailers = NULL;
+    x->ntrailers = 0;
     switch (x->ri.body) {
     case PT_BODY_NONE:
         x->remaining = 0;
@@ -655,6 +657,9 @@ static void response_head(pt_upx *x)
         break;
     case PT_BODY_CHUNKED:
         pt_h1_chunked_init(&x->chunked);
+        /* only for a client that said it takes them: no buffer for the rest */
+        if (x->req.keep_trailers)
+            x->chunked.keep = pt_palloc(x->pool, PT_H1_MAX_TRAILER);
         break;
     case PT_BODY_CLOSE:
         break;
@@ -782,10 +787,14 @@ int pt_upx_read(pt_upx *x, const char **data, size_t *len)
                                                      : "invalid chunked response body");
                     return PT_ERROR;
                 }
-                if (rc == PT_DONE)
+                if (rc == PT_DONE) {
                     last = true;
-                else if (rc == PT_AGAIN)
+                    if (x->chunked.keep_len)
+                        x->ntrailers = pt_h1_trailer_fields(x->pool, x->chunked.keep,
+                                                            x->chunked.keep_len, &x->trailers);
+                } else if (rc == PT_AGAIN) {
                     n = 0;
+                }
                 break;
             }
             case PT_BODY_CLOSE:

@@ -102,7 +102,8 @@ typedef struct pt_h1_resp_info {
 } pt_h1_resp_info;
 
 /* Chunked transfer-coding decoder (RFC 9112 §7.1). Extensions are validated and dropped,
- * trailer fields are validated and dropped (never merged into the header section). */
+ * trailer fields are validated and, unless the caller keeps them (keep), dropped; they are
+ * never merged into the header section. */
 typedef struct pt_h1_chunked {
     uint8_t     state;
     uint8_t     digits;        /* hex digits seen in the current size */
@@ -112,6 +113,9 @@ typedef struct pt_h1_chunked {
     size_t      trailer_len;   /* bytes of trailer section so far */
     uint64_t    total;         /* decoded data bytes so far */
     const char *error;         /* on PT_ERROR */
+    char       *keep;          /* the caller's PT_H1_MAX_TRAILER bytes: the trailer
+                                * section's field lines are copied there (NULL: dropped) */
+    size_t      keep_len;
 } pt_h1_chunked;
 
 #define PT_H1_MAX_CHUNK_EXT 4096   /* bytes of chunk extensions per size line */

@@ -35,6 +35,14 @@ void pt_h1_chunked_init(pt_h1_chunked *c);
 int pt_h1_chunked_decode(pt_h1_chunked *c, const char **pos, const char *last,
                          const char **data, size_t *len);
 
+/* The fields of a trailer section the decoder kept (c->keep, c->keep_len): slices of buf
+ * in an array from pool (*out); their count (0: none, or no memory). */
+struct pt_pool;
+uint32_t pt_h1_trailer_fields(struct pt_pool *pool, const char *buf, size_t len,
+                              pt_header **out);
+/* May a trailer field of this name be passed on (RFC 9110 6.5.1, RFC 9113 8.2.2)? */
+bool pt_h1_trailer_allowed(pt_str name);
+
 /* First field named name (case-insensitive), or NULL. */
 const pt_header *pt_h1_find(const pt_header *hs, uint32_t n, pt_str name);
 /* Does a comma-separated list value contain token (case-insensitive, OWS-trimmed)? */

@@ -93,6 +93,9 @@ struct pt_request {
     unsigned         status;
     pt_header       *resp_headers;
     uint32_t         resp_nheaders;
+    pt_header       *resp_trailers;    /* sent after the body by a session that can
+                                        * (h1 chunked, h2); set before the last slice */
+    uint32_t         resp_ntrailers;
     uint32_t         resp_cap;
     int64_t          resp_length;      /* -1: unknown (chunked for 1.1, close for 1.0) */
     bool             header_sent;

@@ -307,6 +307,8 @@ typedef struct pt_upx_req {
     pt_str           upgrade;        /* an Upgrade value to send (a 101 may come back) */
     int64_t          body_length;    /* PT_UPX_NO_BODY, PT_UPX_CHUNKED or Content-Length */
     bool             expect_continue;/* hold the body until the origin's 100 (1 s at most) */
+    bool             keep_trailers;  /* the client takes trailers (TE: trailers): those of a
+                                      * chunked response are kept (x->trailers) */
 } pt_upx_req;
 
 /* The owner's side. Callbacks may run from the exchange's events or from inside a call
@@ -381,6 +383,10 @@ struct pt_upx {
     bool                      extra_bytes;  /* bytes after the response: never reuse */
     bool                      body_done;
     bool                      tunnel_in_eof;    /* tunnel: the origin closed its side */
+    pt_header                *trailers;     /* a chunked response's trailer fields, as
+                                             * sent (req.keep_trailers), once the body is
+                                             * done; the owner picks what to pass on */
+    uint32_t                  ntrailers;
 
     /* the outcome */
     unsigned                  status;       /* fail: 502, 503 or 504 (0: nothing to report) */

@@ -4,6 +4,7 @@
  * to the cases of /work/shared/design/http-strictness.md. */
 #include <stdlib.h>
 #include "portico/h1.h"
+#include "portico/pool.h"
 #include "portico/str.h"
 #include "tap.h"
 
@@ -1020,6 +1021,49 @@ static void run_helpers(void)
     }
 }
 
+/* Trailer fields kept by the decoder (one byte at a time: a section cut anywhere), as
+ * fields, and which may be passed on. */
+static void run_trailers(void)
+{
+    static const char raw[] = "3\r\nabc\r\n0\r\nGrpc-Status: 0\r\nX-Sum:  a b \r\n"
+                              "Empty:\r\nContent-Length: 9\r\n\r\nNEXT";
+    char keep[PT_H1_MAX_TRAILER];
+    pt_h1_chunked c;
+    const char *pos = raw, *data;
+    size_t len;
+    int rc = PT_AGAIN;
+    pt_h1_chunked_init(&c);
+    c.keep = keep;
+    for (size_t stop = 1; stop <= sizeof(raw) - 1 && rc != PT_DONE && rc != PT_ERROR; stop++)
+        while ((rc = pt_h1_chunked_decode(&c, &pos, raw + stop, &data, &len)) == PT_OK)
+            ;
+    tap_ok(rc == PT_DONE && strcmp(pos, "NEXT") == 0, "trailers: the body ends before NEXT");
+    static const char want[] = "Grpc-Status: 0\r\nX-Sum:  a b \r\nEmpty:\r\n"
+                               "Content-Length: 9\r\n";
+    tap_ok(c.keep_len == sizeof(want) - 1 && memcmp(keep, want, c.keep_len) == 0,
+           "trailers: the field lines are kept, the final CRLF is not");
+    pt_pool *pool = pt_pool_create(1024);
+    pt_header *hs = NULL;
+    uint32_t n = pool ? pt_h1_trailer_fields(pool, keep, c.keep_len, &hs) : 0;
+    tap_ok(n == 4 && pt_str_eq(hs[0].name, PT_STR("Grpc-Status")) && pt_str_eq(hs[0].value, PT_STR("0"))
+           && pt_str_eq(hs[1].value, PT_STR("a b")) && hs[2].value.len == 0
+           && pt_str_eq(hs[3].name, PT_STR("Content-Length")),
+           "trailers: 4 fields, values without OWS, an empty one");
+    tap_ok(n == 4 && pt_h1_trailer_allowed(hs[0].name) && pt_h1_trailer_allowed(hs[1].name)
+           && !pt_h1_trailer_allowed(hs[3].name) && !pt_h1_trailer_allowed(PT_STR("HOST"))
+           && !pt_h1_trailer_allowed(PT_STR(":status")), "trailers: what may be passed on");
+    if (pool)
+        pt_pool_destroy(pool);
+
+    /* not kept unless asked: the same section is validated and dropped */
+    pt_h1_chunked_init(&c);
+    pos = raw;
+    rc = pt_h1_chunked_decode(&c, &pos, raw + sizeof(raw) - 1, &data, &len);
+    while (rc == PT_OK)
+        rc = pt_h1_chunked_decode(&c, &pos, raw + sizeof(raw) - 1, &data, &len);
+    tap_ok(rc == PT_DONE && c.keep_len == 0, "trailers: without keep, nothing is kept");
+}
+
 int main(void)
 {
     size_t i;
@@ -1039,5 +1083,6 @@ int main(void)
     run_path_utf8();
     run_underscores();
     run_helpers();
+    run_trailers();
     return tap_done();
 }
