@@ -204,7 +204,13 @@ static void px_end_body(proxy_ctx *px)
 static int px_body(pt_upx *x, const char **data, size_t *len)
 {
     proxy_ctx *px = x->owner;
-    return pt_http_read_body(px->r, data, len);
+    int rc = pt_http_read_body(px->r, data, len);
+    if (rc == PT_DONE) {
+        /* the client's trailer fields (the session kept those that may be passed on) */
+        x->req.trailers = px->r->req_trailers;
+        x->req.ntrailers = px->r->req_ntrailers;
+    }
+    return rc;
 }
 
 static bool px_rewind(pt_upx *x)

@@ -191,7 +191,8 @@ int proxy_build_request(proxy_ctx *px)
     /* a chunked body read whole is sent with its length: origins that take no chunked
      * requests then take it too */
     if (r->head.chunked)
-        q->body_length = r->body_buffered ? (int64_t) r->body_buf_len : PT_UPX_CHUNKED;
+        q->body_length = r->body_buffered && r->req_ntrailers == 0
+                         ? (int64_t) r->body_buf_len : PT_UPX_CHUNKED;   /* trailers: chunked */
     else if (r->head.content_length >= 0)
         q->body_length = r->head.content_length;
     else

@@ -126,6 +126,8 @@ int pt_h1_read_body(pt_request *r, const char **data, size_t *len)
             }
             if (rc == PT_DONE) {
                 r->body_state = PT_RB_DONE;
+                if (st->chunked.keep_len)
+                    pt_http_req_trailers(r, st->chunked.keep, st->chunked.keep_len);
                 return PT_DONE;
             }
             if (rc == PT_ERROR)
@@ -257,28 +259,10 @@ static int last_chunk(pt_request *r, pt_conn *c)
 {
     if (r->resp_ntrailers == 0)
         return pt_out_add(c, "0\r\n\r\n", 5);
-    size_t len = 5;
-    for (uint32_t i = 0; i < r->resp_ntrailers; i++)
-        len += r->resp_trailers[i].name.len + r->resp_trailers[i].value.len + 4;
-    char *b = pt_palloc(r->pool, len), *p = b;
+    char *b = pt_palloc(r->pool, pt_h1_last_chunk_len(r->resp_trailers, r->resp_ntrailers));
     if (b == NULL)
         return PT_ERROR;
-    memcpy(p, "0\r\n", 3);
-    p += 3;
-    for (uint32_t i = 0; i < r->resp_ntrailers; i++) {
-        const pt_header *h = &r->resp_trailers[i];
-        memcpy(p, h->name.data, h->name.len);
-        p += h->name.len;
-        *p++ = ':';
-        *p++ = ' ';
-        memcpy(p, h->value.data, h->value.len);
-        p += h->value.len;
-        *p++ = '\r';
-        *p++ = '\n';
-    }
-    *p++ = '\r';
-    *p++ = '\n';
-    return pt_out_add(c, b, (size_t) (p - b));
+    return pt_out_add(c, b, pt_h1_last_chunk(b, r->resp_trailers, r->resp_ntrailers));
 }
 
 int pt_h1_send_body(pt_request *r, const char *data, size_t len, bool last)

@@ -255,6 +255,9 @@ static void process(h1_session *s, pt_request *r)
     if (in->chunked) {
         r->body_state = PT_RB_PENDING;
         pt_h1_chunked_init(&st->chunked);
+        /* its trailer fields go on to the origin (chunked requests are rare: the cost
+         * is theirs) */
+        st->chunked.keep = pt_palloc(r->pool, PT_H1_MAX_TRAILER);
     } else if (in->content_length > 0) {
         r->body_state = PT_RB_PENDING;
         st->body_remaining = (uint64_t) in->content_length;

@@ -66,3 +66,30 @@ bool pt_h1_trailer_allowed(pt_str name)
             return false;
     return true;
 }
+
+size_t pt_h1_last_chunk_len(const pt_header *hs, uint32_t n)
+{
+    size_t len = 5;                         /* "0\r\n" ... "\r\n" */
+    for (uint32_t i = 0; i < n; i++)
+        len += hs[i].name.len + hs[i].value.len + 4;
+    return len;
+}
+
+size_t pt_h1_last_chunk(char *buf, const pt_header *hs, uint32_t n)
+{
+    char *p = buf;
+    memcpy(p, "0\r\n", 3);
+    p += 3;
+    for (uint32_t i = 0; i < n; i++) {
+        memcpy(p, hs[i].name.data, hs[i].name.len);
+        p += hs[i].name.len;
+        memcpy(p, ": ", 2);
+        p += 2;
+        memcpy(p, hs[i].value.data, hs[i].value.len);
+        p += hs[i].value.len;
+        memcpy(p, "\r\n", 2);
+        p += 2;
+    }
+    memcpy(p, "\r\n", 2);
+    return (size_t) (p + 2 - buf);
+}

@@ -167,10 +167,14 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
 static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name,
                      size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *user)
 {
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0;               /* trailers of a request body are not passed on */
+    if (frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
     h2_stream *st = nghttp2_session_get_stream_user_data(ng, frame->hd.stream_id);
     if (st == NULL)
+        return 0;
+    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS)
+        return h2_stream_trailer(st, name, nlen, value, vlen);  /* after the body */
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     return h2_stream_header(st, name, nlen, value, vlen);
 }

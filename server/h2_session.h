@@ -63,6 +63,7 @@ struct h2_stream {
     size_t       cookie_len;         /* bytes of all cookie values */
     uint32_t     ncookies;
     const char  *refuse;             /* why the head is refused (431), once complete */
+    uint32_t     tcap;               /* room in r->req_trailers */
     /* request body: what DATA frames brought, not yet consumed (the flow-control window
      * grows back only by what the module has taken, so this never exceeds it) */
     char        *body;
@@ -96,6 +97,10 @@ void h2_calm(h2_session *s, const char *why);     /* GOAWAY ENHANCE_YOUR_CALM, c
 
 /* h2_stream.c */
 h2_stream *h2_stream_new(h2_session *s, int32_t id);
+/* A field of the request's trailer section (HEADERS after the body): kept in
+ * r->req_trailers when it may be passed on, within the head's limits. */
+int  h2_stream_trailer(h2_stream *st, const uint8_t *name, size_t nlen, const uint8_t *value,
+                       size_t vlen);
 int  h2_stream_header(h2_stream *st, const uint8_t *name, size_t nlen, const uint8_t *value,
                       size_t vlen);
 void h2_stream_start(h2_stream *st);         /* the head is complete: run the request */

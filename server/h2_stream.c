@@ -143,6 +143,36 @@ int h2_stream_header(h2_stream *st, const uint8_t *name, size_t nlen, const uint
     return 0;
 }
 
+int h2_stream_trailer(h2_stream *st, const uint8_t *name, size_t nlen, const uint8_t *value,
+                      size_t vlen)
+{
+    pt_request *r = st->r;
+    pt_str n = { nlen, (const char *) name };
+    st->hsize += nlen + vlen + 32;
+    /* nghttp2 refused pseudo-headers and connection fields already; past the limits of a
+     * head, or not for passing on: dropped */
+    if (st->hsize > st->s->lim->max_header_list_size || !pt_h1_trailer_allowed(n)
+        || r->req_ntrailers == pt_wconf->limits.max_headers)
+        return 0;
+    if (r->req_ntrailers == st->tcap) {
+        uint32_t ncap = st->tcap ? st->tcap * 2 : 4;
+        pt_header *nt = pt_palloc(r->pool, ncap * sizeof(*nt));
+        if (nt == NULL)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        if (r->req_ntrailers)
+            memcpy(nt, r->req_trailers, r->req_ntrailers * sizeof(*nt));
+        r->req_trailers = nt;
+        st->tcap = ncap;
+    }
+    pt_header *h = &r->req_trailers[r->req_ntrailers];
+    h->name = pool_str(r->pool, name, nlen);
+    h->value = pool_str(r->pool, value, vlen);
+    if (h->name.data == NULL || h->value.data == NULL)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    r->req_ntrailers++;
+    return 0;
+}
+
 /* Cookie fields come one crumb each (RFC 9113 8.2.3); HTTP/1.1 wants one field, "; "
  * between them. The first keeps its place. */
 static int join_cookies(h2_stream *st)

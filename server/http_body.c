@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "portico/conf.h"
+#include "portico/h1.h"
 #include "portico/log.h"
 #include "portico/pool.h"
 #include "http_core.h"
@@ -309,4 +310,15 @@ int pt_http_discard_body(pt_request *r)
             return PT_OK;
         return rc;
     }
+}
+
+void pt_http_req_trailers(pt_request *r, const char *buf, size_t len)
+{
+    pt_header *hs;
+    uint32_t n = pt_h1_trailer_fields(r->pool, buf, len, &hs), w = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (pt_h1_trailer_allowed(hs[i].name))
+            hs[w++] = hs[i];
+    r->req_trailers = hs;
+    r->req_ntrailers = w;
 }

@@ -99,4 +99,8 @@ extern const pt_session_ops pt_h2_session;
 #define PT_H2_PREFACE     "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define PT_H2_PREFACE_LEN 24
 
+/* A request body's trailer section (field lines as the chunked decoder kept them): the
+ * fields that may be passed on become r->req_trailers (http_body.c). */
+void pt_http_req_trailers(pt_request *r, const char *buf, size_t len);
+
 #endif

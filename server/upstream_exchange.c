@@ -117,6 +117,17 @@ static void uq_add(pt_upx *x, const void *p, size_t n)
     x->uq_pending += n;
 }
 
+/* The request body's last chunk, with its trailer section when the owner gave one. */
+static void last_chunk(pt_upx *x)
+{
+    size_t len = pt_h1_last_chunk_len(x->req.trailers, x->req.ntrailers);
+    char *b = x->req.ntrailers ? pt_palloc(x->pool, len) : NULL;
+    if (b == NULL)
+        uq_add(x, "0\r\n\r\n", 5);          /* none (or no memory: sent without) */
+    else
+        uq_add(x, b, pt_h1_last_chunk(b, x->req.trailers, x->req.ntrailers));
+}
+
 /* The exchange is over for this connection: reuse it or close it. */
 static void stop(pt_upx *x, bool reuse)
 {
@@ -589,7 +600,7 @@ static int upx_send(pt_upx *x)
         }
         if (rc == PT_DONE) {
             if (x->rechunk) {
-                uq_add(x, "0\r\n\r\n", 5);
+                last_chunk(x);
                 x->rechunk = false;     /* queued the last chunk: done after the flush */
                 continue;
             }

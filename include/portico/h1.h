@@ -42,6 +42,10 @@ uint32_t pt_h1_trailer_fields(struct pt_pool *pool, const char *buf, size_t len,
                               pt_header **out);
 /* May a trailer field of this name be passed on (RFC 9110 6.5.1, RFC 9113 8.2.2)? */
 bool pt_h1_trailer_allowed(pt_str name);
+/* The last chunk of a chunked body with these trailer fields ("0", the fields, the
+ * empty line): its length, and writing it into buf (that many bytes). */
+size_t pt_h1_last_chunk_len(const pt_header *hs, uint32_t n);
+size_t pt_h1_last_chunk(char *buf, const pt_header *hs, uint32_t n);
 
 /* First field named name (case-insensitive), or NULL. */
 const pt_header *pt_h1_find(const pt_header *hs, uint32_t n, pt_str name);

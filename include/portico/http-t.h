@@ -93,6 +93,9 @@ struct pt_request {
     unsigned         status;
     pt_header       *resp_headers;
     uint32_t         resp_nheaders;
+    pt_header       *req_trailers;     /* the request body's trailer fields that may be
+                                        * passed on, once its end is read */
+    uint32_t         req_ntrailers;
     pt_header       *resp_trailers;    /* sent after the body by a session that can
                                         * (h1 chunked, h2); set before the last slice */
     uint32_t         resp_ntrailers;

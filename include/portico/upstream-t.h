@@ -309,6 +309,9 @@ typedef struct pt_upx_req {
     bool             expect_continue;/* hold the body until the origin's 100 (1 s at most) */
     bool             keep_trailers;  /* the client takes trailers (TE: trailers): those of a
                                       * chunked response are kept (x->trailers) */
+    const pt_header *trailers;       /* of the request body, set by the owner when its body
+                                      * ends: sent when the body goes chunked */
+    uint32_t         ntrailers;
 } pt_upx_req;
 
 /* The owner's side. Callbacks may run from the exchange's events or from inside a call

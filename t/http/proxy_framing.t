@@ -106,11 +106,17 @@ req = echo.received[-1]
 is_((r.status, req.header("Transfer-Encoding"), req.header("Content-Length"), req.body_sha256),
     (200, "chunked", None, sha256(small)), "small chunked body, request_buffering = false: re-chunked")
 r = p.get("/up/chunked-small", method="PUT", headers=["Transfer-Encoding: chunked"],
-          body=chunked(small[:10000], small[10000:], trailers=["X-Client-Trailer: 1"]))
+          body=chunked(small[:10000], small[10000:]))
 req = echo.received[-1]
 is_((r.status, req.header("Transfer-Encoding"), req.header("Content-Length"), req.body_sha256),
     (200, None, "30000", sha256(small)),
     "small chunked body, buffered: sent with its Content-Length (read whole first)")
+r = p.get("/up/chunked-small", method="PUT", headers=["Transfer-Encoding: chunked"],
+          body=chunked(small[:10000], small[10000:], trailers=["X-Client-Trailer: 1"]))
+req = echo.received[-1]
+is_((r.status, req.header("Transfer-Encoding"), req.body_sha256, req.trailers),
+    (200, "chunked", sha256(small), [("X-Client-Trailer", "1")]),
+    "the same with a trailer field: buffered, but sent chunked so that the field goes on")
 
 with p.connect() as c:
     c.send(b"POST /s/up/slow HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -158,7 +164,7 @@ with p.connect() as c:
     r = c.request("GET", "/chunky")
     is_((r.status, r.chunked, r.body, r.header("Content-Length")), (200, True, b"hello chunked world\n", None),
         "chunked response to HTTP/1.1: chunked, same body")
-    is_(list(r.trailers), [], "the origin's trailer fields are not passed on")
+    is_(list(r.trailers), [], "the origin's trailer fields are not passed on (the client did not send TE: trailers)")
     r = c.request("GET", "/p/chunked-split")
     is_((r.status, r.chunked, r.body), (200, True, b"abcdefg"), "chunk framing split across writes: same body")
 with p.connect() as c:

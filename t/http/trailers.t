@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-# Response trailers relayed (RFC 9110 6.5): an origin's chunked response ends with trailer
-# fields; a client that sent TE: trailers gets them after the body, over HTTP/1.1 (in the
-# last chunk) and over HTTP/2 (a HEADERS frame that ends the stream, as gRPC needs);
+# Trailers relayed (RFC 9110 6.5). Responses: an origin's chunked response ends with
+# trailer fields; a client that sent TE: trailers gets them after the body, over HTTP/1.1
+# (in the last chunk) and over HTTP/2 (a HEADERS frame that ends the stream, as gRPC
+# needs); a client that did not ask gets the body without them, and the origin is not
+# told it may send them. Requests: a client's trailer fields (HTTP/1.1 chunked, HTTP/2
+# HEADERS after the DATA) reach the origin in the last chunk, also when request buffering
+# read the body whole (it then goes chunked, not with a Content-Length). Both ways,
 # fields that must not be trailers (framing, routing, authentication, controls) are
-# dropped; a client that did not ask gets the body without them, and the origin is not
-# told it may send them.
+# dropped.
 import os, re, sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -20,7 +23,9 @@ o = Origin.chunked(chunks=[b"hello ", b"trailers\n"], headers=[("Content-Type", 
 
 ca = CA()
 cert = ca.issue("site", sans=["a.example"])
-p = Portico(h2_config(cert, routes=[proxy_route("app", "/")], upstreams=[upstream("app", [o.address])]))
+echo = Origin.echo()
+p = Portico(h2_config(cert, routes=[proxy_route("echo", "/echo"), proxy_route("app", "/")],
+                      upstreams=[upstream("app", [o.address]), upstream("echo", [echo.address])]))
 port2 = p.port("port2")
 
 
@@ -52,6 +57,24 @@ with p.connect(port="port2") as c:
     ok(data.endswith(b"\r\n0\r\ngrpc-status: 0\r\nX-Checksum: abc123\r\ngrpc-message: all good\r\n\r\n"),
        "on the wire: the last chunk, the fields, the empty line (%r)" % data[-90:])
 
+# -- request trailers from an HTTP/1.1 client (chunked, buffered whole by request buffering)
+with p.connect(port="port2") as c:
+    c.send(build_request("POST", "/echo/a", headers=[("Transfer-Encoding", "chunked")],
+                         body=chunked(b"abc", b"def", trailers=["X-Req-Sum: 42", "Content-Length: 1",
+                                                               "X-Other:  v "])))
+    r = c.read_response()
+    is_(r.status, 200, "a chunked POST with trailer fields")
+    req = echo.received[-1]
+    is_((req.chunked, req.body, req.trailers), (True, b"abcdef", [("X-Req-Sum", "42"), ("X-Other", "v")]),
+        "the origin gets the body chunked (buffered, but trailers keep it chunked) and the "
+        "allowed trailer fields")
+    c.send(build_request("POST", "/echo/b", headers=[("Transfer-Encoding", "chunked")],
+                         body=chunked(b"abc", b"def")))
+    r = c.read_response()
+    req = echo.received[-1]
+    is_((r.status, req.chunked, req.header("Content-Length"), req.trailers), (200, False, "6", []),
+        "without trailers, a buffered chunked body goes with its length (as before)")
+
 # -- HTTP/2 (cleartext, prior knowledge), te: trailers
 if have_clients():
     rc, out, err = run_client(["nghttp", "-nv", "-H", "te: trailers",
@@ -75,6 +98,19 @@ if have_clients():
     blocks = re.split(r"recv HEADERS frame", out.decode("latin-1") + err)
     is_((rc, len(blocks)), (0, 2), "without te: trailers, one HEADERS frame only (no trailers)")
 else:
-    diag("nghttp is not installed: the HTTP/2 trailers are not checked")
+    diag("nghttp is not installed: the HTTP/2 response trailers are not checked")
+
+# -- request trailers from an HTTP/2 client: HEADERS, DATA, HEADERS (END_STREAM)
+with H2(port2) as c:
+    c.handshake()
+    sid = c.request("/echo/h2", method="POST", end_stream=False)
+    c.data(sid, b"hello h2")
+    c.send(frame(HEADERS, END_HEADERS | END_STREAM, sid,
+                 hpack_block([("x-req-sum", "7"), ("content-type", "evil"), ("grpc-timeout", "1S")])))
+    r = c.response(sid)
+    is_(r.status, 200, "h2: a request whose body ends with trailer fields")
+    req = echo.received[-1]
+    is_((req.body, req.chunked, req.trailers), (b"hello h2", True, [("x-req-sum", "7"), ("grpc-timeout", "1S")]),
+        "the origin gets the allowed trailer fields in the last chunk")
 
 done_testing()
