@@ -120,6 +120,8 @@ int proxy_build_request(proxy_ctx *px)
     if (set_host)
         host = set_host->value;
 
+    pt_h1_conn_set conn;
+    pt_h1_conn_set_init(&conn, hs, nh);
     for (uint32_t i = 0; i < nh; i++) {
         pt_str nm = hs[i].name;
         if (request_field_dropped(nm) || in_header_list(&rc->set_request, nm))
@@ -132,7 +134,7 @@ int proxy_build_request(proxy_ctx *px)
                    r->conn->peer_ip);
             continue;
         }
-        if (!protected_field(nm) && pt_h1_connection_lists(hs, nh, nm))
+        if (!protected_field(nm) && pt_h1_conn_set_has(&conn, nm))
             continue;                   /* hop-by-hop by the client's say-so */
         out[n++] = hs[i];
     }
@@ -226,11 +228,10 @@ static bool response_field_dropped(pt_str n)
 }
 
 /* Does the origin's field hs[i] reach the client on this route? */
-static bool response_field_passed(const proxy_route_conf *rc, const pt_header *hs, uint32_t nh,
-                                  uint32_t i)
+static bool response_field_passed(const proxy_route_conf *rc, const pt_h1_conn_set *conn,
+                                  pt_str n)
 {
-    pt_str n = hs[i].name;
-    if (response_field_dropped(n) || pt_h1_connection_lists(hs, nh, n)
+    if (response_field_dropped(n) || pt_h1_conn_set_has(conn, n)
         || in_header_list(&rc->set_response, n))
         return false;
     for (unsigned j = 0; j < rc->hide_response.n; j++)
@@ -248,8 +249,10 @@ int proxy_copy_response_headers(proxy_ctx *px)
     const pt_header *hs = px->x.resp.headers;
     uint32_t nh = px->x.resp.nheaders;
 
+    pt_h1_conn_set conn;
+    pt_h1_conn_set_init(&conn, hs, nh);
     for (uint32_t i = 0; i < nh; i++)
-        if (response_field_passed(rc, hs, nh, i)
+        if (response_field_passed(rc, &conn, hs[i].name)
             && pt_http_add_header(r, hs[i].name, hs[i].value) != PT_OK)
             return PT_ERROR;
     for (unsigned i = 0; i < rc->set_response.n; i++) {
@@ -286,10 +289,12 @@ int pt_proxy_detached_request(const pt_route *rt, pt_pool *pool, pt_upx_req *q, 
     if (out == NULL)
         return PT_ERROR;
     uint32_t n = 0;
+    pt_h1_conn_set conn;
+    pt_h1_conn_set_init(&conn, hs, nh);
     for (uint32_t i = 0; i < nh; i++) {
         pt_str nm = hs[i].name;
         if (request_field_dropped(nm) || in_header_list(&rc->set_request, nm)
-            || pt_h1_connection_lists(hs, nh, nm))
+            || pt_h1_conn_set_has(&conn, nm))
             continue;
         out[n++] = hs[i];
     }
@@ -318,8 +323,10 @@ int pt_proxy_response_fields(const pt_route *rt, pt_pool *pool, const pt_header 
     if (o == NULL)
         return PT_ERROR;
     uint32_t n = 0;
+    pt_h1_conn_set conn;
+    pt_h1_conn_set_init(&conn, hs, nh);
     for (uint32_t i = 0; i < nh; i++)
-        if (response_field_passed(rc, hs, nh, i))
+        if (response_field_passed(rc, &conn, hs[i].name))
             o[n++] = hs[i];
     for (unsigned i = 0; i < rc->set_response.n; i++)
         if (rc->set_response.h[i].value.len)

@@ -89,6 +89,40 @@ bool pt_h1_connection_lists(const pt_header *hs, uint32_t n, pt_str name)
     return false;
 }
 
+static bool add_token(pt_str el, void *arg)
+{
+    pt_h1_conn_set *s = arg;
+    if (el.len == 0)
+        return false;
+    if (s->n == PT_H1_CONN_TOKENS) {
+        s->overflow = true;
+        return true;
+    }
+    s->tok[s->n++] = el;
+    return false;
+}
+
+void pt_h1_conn_set_init(pt_h1_conn_set *s, const pt_header *hs, uint32_t n)
+{
+    s->n = 0;
+    s->overflow = false;
+    s->hs = hs;
+    s->nh = n;
+    for (uint32_t i = 0; i < n && !s->overflow; i++)
+        if (hs[i].name.len == 10 && name_is(hs[i].name, "connection"))
+            list_each(hs[i].value, add_token, s);
+}
+
+bool pt_h1_conn_set_has(const pt_h1_conn_set *s, pt_str name)
+{
+    if (s->overflow)
+        return pt_h1_connection_lists(s->hs, s->nh, name);
+    for (unsigned i = 0; i < s->n; i++)
+        if (s->tok[i].len == name.len && pt_str_caseeq(s->tok[i], name))
+            return true;
+    return false;
+}
+
 static bool conn_option(pt_str el, void *arg)
 {
     fields_t *f = arg;

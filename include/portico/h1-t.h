@@ -121,4 +121,16 @@ typedef struct pt_h1_chunked {
 #define PT_H1_MAX_CHUNK_EXT 4096   /* bytes of chunk extensions per size line */
 #define PT_H1_MAX_TRAILER   8192   /* bytes of trailer section */
 
+/* The tokens the Connection fields of a message list, gathered once so that asking
+ * whether a field is hop-by-hop by them costs a few compares per field, not a scan of
+ * the message's fields (pt_h1_conn_set_init, pt_h1_conn_set_has). */
+#define PT_H1_CONN_TOKENS 8
+typedef struct pt_h1_conn_set {
+    pt_str          tok[PT_H1_CONN_TOKENS];
+    unsigned        n;
+    bool            overflow;       /* more than that: asked of the fields themselves */
+    const pt_header *hs;
+    uint32_t        nh;
+} pt_h1_conn_set;
+
 #endif

@@ -53,6 +53,9 @@ const pt_header *pt_h1_find(const pt_header *hs, uint32_t n, pt_str name);
 bool pt_h1_list_has(pt_str value, pt_str token);
 /* Is name listed as a token by any Connection field of these headers? */
 bool pt_h1_connection_lists(const pt_header *hs, uint32_t n, pt_str name);
+/* The same question for many names of one message: the tokens gathered once. */
+void pt_h1_conn_set_init(pt_h1_conn_set *s, const pt_header *hs, uint32_t n);
+bool pt_h1_conn_set_has(const pt_h1_conn_set *s, pt_str name);
 
 /* Request fields whose name contains '_' (the underscores_in_headers policy). */
 #define PT_H1_US_DROP   0   /* every such field is removed */

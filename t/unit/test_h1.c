@@ -1064,6 +1064,33 @@ static void run_trailers(void)
     tap_ok(rc == PT_DONE && c.keep_len == 0, "trailers: without keep, nothing is kept");
 }
 
+/* The Connection token set agrees with asking the fields themselves, also past its
+ * capacity (the fallback). */
+static void run_conn_set(void)
+{
+    pt_header hs[] = {
+        { PT_STR("Host"), PT_STR("a") },
+        { PT_STR("Connection"), PT_STR("keep-alive, X-Foo ,") },
+        { PT_STR("X-Foo"), PT_STR("1") },
+        { PT_STR("connection"), PT_STR("x-bar") },
+        { PT_STR("X-Bar"), PT_STR("2") },
+    };
+    pt_h1_conn_set s;
+    pt_h1_conn_set_init(&s, hs, 5);
+    tap_ok(s.n == 3 && !s.overflow, "conn set: 3 tokens from two Connection fields");
+    tap_ok(pt_h1_conn_set_has(&s, PT_STR("x-foo")) && pt_h1_conn_set_has(&s, PT_STR("X-BAR"))
+           && pt_h1_conn_set_has(&s, PT_STR("Keep-Alive")) && !pt_h1_conn_set_has(&s, PT_STR("Host"))
+           && !pt_h1_conn_set_has(&s, PT_STR("x-fo")), "conn set: listed names, any case; others not");
+    pt_header many[] = {
+        { PT_STR("Connection"), PT_STR("a1, a2, a3, a4, a5, a6, a7, a8, a9, a10") },
+    };
+    pt_h1_conn_set_init(&s, many, 1);
+    tap_ok(s.overflow && pt_h1_conn_set_has(&s, PT_STR("A10")) && pt_h1_conn_set_has(&s, PT_STR("a1"))
+           && !pt_h1_conn_set_has(&s, PT_STR("a11")), "conn set: past 8 tokens, the fields answer");
+    pt_h1_conn_set_init(&s, hs, 0);
+    tap_ok(s.n == 0 && !pt_h1_conn_set_has(&s, PT_STR("x-foo")), "conn set: no fields, no tokens");
+}
+
 int main(void)
 {
     size_t i;
@@ -1084,5 +1111,6 @@ int main(void)
     run_underscores();
     run_helpers();
     run_trailers();
+    run_conn_set();
     return tap_done();
 }
