@@ -298,6 +298,17 @@ static const pt_conf_key acl_keys[] = {
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
 
+static bool acl_rconf_used(const void *v)
+{
+    const acl_route_conf *rc = v;
+    return rc && (rc->n != 0);
+}
+
+static bool acl_phase_used(const pt_conf *conf)
+{
+    return pt_conf_any_route(conf, &pt_acl_module, acl_rconf_used);
+}
+
 pt_module pt_acl_module = {
     .name = "acl",
     .keys = acl_keys,
@@ -305,4 +316,5 @@ pt_module pt_acl_module = {
     .route_conf_size = sizeof(acl_route_conf),
     .conf_check = acl_conf_check,
     .phase = { [PT_PHASE_REQUEST] = acl_check, [PT_PHASE_ACCESS] = acl_check },
+    .phase_used = acl_phase_used,
 };

@@ -661,6 +661,17 @@ static void cache_log(pt_request *r)
     cache_metrics_count(r->cache_status);
 }
 
+static bool rconf_used(const void *v)
+{
+    const cache_route_conf *rc = v;
+    return rc && rc->set && rc->enabled;
+}
+
+static bool cache_phase_used(const pt_conf *conf)
+{
+    return pt_conf_any_route(conf, &pt_cache_module, rconf_used);
+}
+
 pt_module pt_cache_module = {
     .name = "cache",
     .keys = cache_keys,
@@ -670,6 +681,7 @@ pt_module pt_cache_module = {
     .worker_init = cache_worker_init,
     .worker_exit = cache_worker_exit,
     .phase = { [PT_PHASE_PRECONTENT] = cache_precontent },
+    .phase_used = cache_phase_used,
     .header_filter_order = 10,
     .header_filter = cache_header_filter,
     .body_filter_order = 10,

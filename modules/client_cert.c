@@ -94,9 +94,21 @@ static int client_cert_headers(pt_request *r)
     return PT_DECLINED;
 }
 
+static bool rconf_used(const void *v)
+{
+    const client_cert_conf *cc = v;
+    return cc && (cc->subject.len || cc->sha256.len);
+}
+
+static bool client_cert_phase_used(const pt_conf *conf)
+{
+    return pt_conf_any_route(conf, &pt_client_cert_module, rconf_used);
+}
+
 pt_module pt_client_cert_module = {
     .name = "client_cert",
     .keys = client_cert_keys,
     .route_conf_size = sizeof(client_cert_conf),
     .phase = { [PT_PHASE_HEADERS] = client_cert_headers },
+    .phase_used = client_cert_phase_used,
 };

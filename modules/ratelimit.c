@@ -331,6 +331,17 @@ static const pt_conf_key ratelimit_keys[] = {
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
 
+static bool ratelimit_rconf_used(const void *v)
+{
+    const ratelimit_route_conf *rc = v;
+    return rc && (rc->n != 0);
+}
+
+static bool ratelimit_phase_used(const pt_conf *conf)
+{
+    return pt_conf_any_route(conf, &pt_ratelimit_module, ratelimit_rconf_used);
+}
+
 pt_module pt_ratelimit_module = {
     .name = "ratelimit",
     .keys = ratelimit_keys,
@@ -338,4 +349,5 @@ pt_module pt_ratelimit_module = {
     .route_conf_size = sizeof(ratelimit_route_conf),
     .conf_check = ratelimit_conf_check,
     .phase = { [PT_PHASE_REQUEST] = ratelimit_check, [PT_PHASE_ACCESS] = ratelimit_check },
+    .phase_used = ratelimit_phase_used,
 };

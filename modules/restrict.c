@@ -173,6 +173,17 @@ static const pt_conf_key restrict_keys[] = {
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
 
+static bool restrict_rconf_used(const void *v)
+{
+    const restrict_conf *rc = v;
+    return rc && (rc->nmethods || rc->max_headers || rc->has_max_body_size);
+}
+
+static bool restrict_phase_used(const pt_conf *conf)
+{
+    return pt_conf_any_route(conf, &pt_restrict_module, restrict_rconf_used);
+}
+
 pt_module pt_restrict_module = {
     .name = "restrict",
     .keys = restrict_keys,
@@ -180,4 +191,5 @@ pt_module pt_restrict_module = {
     .route_conf_size = sizeof(restrict_conf),
     .conf_check = restrict_conf_check,
     .phase = { [PT_PHASE_REQUEST] = restrict_check, [PT_PHASE_ACCESS] = restrict_check },
+    .phase_used = restrict_phase_used,
 };

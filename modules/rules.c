@@ -553,6 +553,17 @@ static const pt_conf_key rules_keys[] = {
     { NULL, 0, NULL, 0, 0, 0, NULL }
 };
 
+static bool rules_rconf_used(const void *v)
+{
+    const rules_scope *rc = v;
+    return rc && (rc->n != 0);
+}
+
+static bool rules_phase_used(const pt_conf *conf)
+{
+    return pt_conf_any_route(conf, &pt_rules_module, rules_rconf_used);
+}
+
 pt_module pt_rules_module = {
     .name = "rules",
     .keys = rules_keys,
@@ -563,4 +574,5 @@ pt_module pt_rules_module = {
     .worker_init = rules_worker_init,
     .worker_exit = rules_worker_exit,
     .phase = { [PT_PHASE_REQUEST] = rules_phase, [PT_PHASE_ACCESS] = rules_phase },
+    .phase_used = rules_phase_used,
 };

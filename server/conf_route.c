@@ -13,6 +13,7 @@
 #include <pcre2.h>
 
 #include "portico/conf.h"
+#include "portico/module.h"
 #include "portico/counters.h"
 #include "portico/str.h"
 #include "conf_int.h"
@@ -329,4 +330,15 @@ size_t pt_route_allow(const pt_conf *conf, pt_str host, pt_str path, unsigned li
         len += n->len;
     }
     return len;
+}
+
+bool pt_conf_any_route(const pt_conf *conf, const pt_module *m, bool (*used)(const void *rconf))
+{
+    if (conf == NULL)
+        return true;                    /* no configuration to go by: keep the handlers */
+    for (unsigned i = 0; i < conf->nroutes; i++)
+        if (conf->routes[i].mod_conf && used(conf->routes[i].mod_conf[m->index]))
+            return true;
+    return conf->filters_global && conf->filters_global->mod_conf
+           && used(conf->filters_global->mod_conf[m->index]);
 }

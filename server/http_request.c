@@ -23,8 +23,9 @@ void pt_http_init_worker(void)
 {
     for (unsigned i = 0; i < pt_nmodules; i++) {
         pt_module *m = pt_modules[i];
+        bool used = m->phase_used == NULL || m->phase_used(pt_wconf);
         for (unsigned p = 0; p < PT_PHASE_MAX; p++)
-            if (m->phase[p] && phase_nfns[p] < pt_nelems(phase_fns[p]))
+            if (used && m->phase[p] && phase_nfns[p] < pt_nelems(phase_fns[p]))
                 phase_fns[p][phase_nfns[p]++] = m->phase[p];
         if (m->log && nlog_fns < pt_nelems(log_fns))
             log_fns[nlog_fns++] = m->log;

@@ -110,6 +110,9 @@ size_t pt_route_allow(const pt_conf *conf, pt_str host, pt_str path, unsigned li
 /* Per-module conf of a scope (NULL if the module has none). */
 #define pt_main_conf(conf, mod)   ((conf)->main_conf[(mod).index])
 #define pt_route_conf(route, mod) ((route)->mod_conf[(mod).index])
+/* Does used() say yes of module m's configuration of any route or of filters.global?
+ * (for pt_module.phase_used) */
+bool pt_conf_any_route(const pt_conf *conf, const pt_module *m, bool (*used)(const void *rconf));
 #define pt_listener_mod_conf(l, mod) ((l)->mod_conf[(mod).index])
 
 #endif

@@ -76,6 +76,10 @@ struct pt_module {
 
     /* requests */
     pt_phase_fn         phase[PT_PHASE_MAX];
+    /* Is anything of the module's configured for its phase handlers (conf: the
+     * generation a worker serves)? false leaves them out of that worker's chain, so a
+     * module nobody configured costs a request nothing. NULL: always in. */
+    bool (*phase_used)(const pt_conf *conf);
     pt_phase_fn         content;         /* called when a route's content is this module */
     int                 header_filter_order;   /* lower runs first */
     pt_header_filter_fn header_filter;
