@@ -14,10 +14,17 @@
  * back (on_write) once they are, which is what holds the origin back (back-pressure).
  *
  * Floods (each refused with GOAWAY ENHANCE_YOUR_CALM and an info line): streams reset by
- * the client, SETTINGS/PING/PRIORITY frames, empty DATA or CONTINUATION frames, all over
- * h2_flood_window_ms; CONTINUATION frames per header block. nghttp2 itself refuses
- * streams past SETTINGS_MAX_CONCURRENT_STREAMS (REFUSED_STREAM) and bounds the ACKs it
- * queues for a peer that does not read them.
+ * the client or refused by us, SETTINGS/PING/PRIORITY frames, empty DATA or CONTINUATION
+ * frames, all over h2_flood_window_ms; CONTINUATION frames per header block. nghttp2
+ * bounds the ACKs it queues for a peer that does not read them.
+ *
+ * Concurrent streams: a stream past h2_max_concurrent_streams gets RST_STREAM
+ * REFUSED_STREAM (RFC 9113 5.1.2), so the client may retry it, and the connection goes on.
+ * nghttp2 would make that a connection error (GOAWAY PROTOCOL_ERROR) once the client has
+ * acknowledged the setting, so nghttp2 is given a higher limit (limit_for_nghttp2), the
+ * SETTINGS frame on the wire is written with ours (patch_settings), and we refuse the
+ * excess ourselves; a client past nghttp2's limit too is beyond any retry and gets its
+ * GOAWAY.
  *
  * A finished or reset stream is released (logged, its pool freed) only from h2_run,
  * which runs from the event handler, the timer or the deferred step, never from a
@@ -72,6 +79,42 @@ void h2_refused_stream(h2_session *s, int32_t id, const char *why)
 
 /* ------------------------------------------------------------------ nghttp2 callbacks */
 
+/* What nghttp2 is told of the concurrency limit: ours with room above it (see the top). */
+static uint32_t limit_for_nghttp2(uint32_t limit)
+{
+    uint64_t v = (uint64_t) limit + (limit > 100 ? limit : 100);
+    return v > INT32_MAX ? INT32_MAX : (uint32_t) v;
+}
+
+/* Our first SETTINGS frame, as it goes out: SETTINGS_MAX_CONCURRENT_STREAMS is given our
+ * limit. It is the session's first frame (the server's connection preface), whole in the
+ * first bytes nghttp2 hands over. */
+static void patch_settings(h2_session *s, unsigned char *p, size_t n)
+{
+    size_t off = 0;
+    while (off + 9 <= n) {
+        size_t flen = (size_t) p[off] << 16 | (size_t) p[off + 1] << 8 | p[off + 2];
+        if (off + 9 + flen > n)
+            return;
+        uint32_t sid = ((uint32_t) p[off + 5] << 24 | (uint32_t) p[off + 6] << 16
+                        | (uint32_t) p[off + 7] << 8 | p[off + 8]) & 0x7fffffffu;
+        if (p[off + 3] == NGHTTP2_SETTINGS && !(p[off + 4] & NGHTTP2_FLAG_ACK) && sid == 0) {
+            for (size_t e = off + 9; e + 6 <= off + 9 + flen; e += 6) {
+                if ((p[e] << 8 | p[e + 1]) != NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS)
+                    continue;
+                uint32_t v = s->lim->max_concurrent_streams;
+                p[e + 2] = (unsigned char) (v >> 24);
+                p[e + 3] = (unsigned char) (v >> 16);
+                p[e + 4] = (unsigned char) (v >> 8);
+                p[e + 5] = (unsigned char) v;
+            }
+            s->settings_sent = true;
+            return;
+        }
+        off += 9 + flen;
+    }
+}
+
 static ssize_t on_send(nghttp2_session *ng, const uint8_t *data, size_t len, int flags,
                        void *user)
 {
@@ -82,6 +125,8 @@ static ssize_t on_send(nghttp2_session *ng, const uint8_t *data, size_t len, int
     size_t n = len < room ? len : room;
     char *p = s->outbuf + s->outlen;
     memcpy(p, data, n);
+    if (!s->settings_sent)
+        patch_settings(s, (unsigned char *) p, n);
     if (pt_out_add(s->c, p, n) != PT_OK)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     s->outlen += n;
@@ -155,6 +200,21 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     h2_session *s = user;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
+    if (s->nopen >= s->lim->max_concurrent_streams) {
+        /* no stream of ours: its header block is decoded (HPACK state) and dropped */
+        char why[96];
+        snprintf(why, sizeof(why), "more than h2_max_concurrent_streams (%u) streams open",
+                 s->lim->max_concurrent_streams);
+        h2_refused_stream(s, frame->hd.stream_id, why);
+        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_REFUSED_STREAM);
+        if (++s->resets > s->lim->max_resets) {
+            h2_calm(s, "more streams refused or reset than h2_max_resets within "
+                       "h2_flood_window_ms");
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+        return 0;
+    }
     h2_stream *st = h2_stream_new(s, frame->hd.stream_id);
     if (st == NULL) {
         pt_log(PT_LOG_ALERT, "out of memory for an HTTP/2 stream");
@@ -231,7 +291,7 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void 
     h2_stream *st = nghttp2_session_get_stream_user_data(ng, id);
     if (st == NULL)
         return 0;
-    st->closed = true;
+    h2_stream_closed(st);
     st->close_code = code;
     /* the connection's window counts what the stream still held */
     if (st->body_len)
@@ -567,7 +627,7 @@ static void settle(h2_session *s)
         s->running = true;
         s->ready = s->ready_tail = NULL;
         while (s->streams) {
-            s->streams->closed = true;
+            h2_stream_closed(s->streams);
             h2_stream_release(s->streams);
         }
         s->running = false;
@@ -624,7 +684,7 @@ static void h2_start(pt_conn *c)
         return;
     }
     nghttp2_settings_entry iv[] = {
-        { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, lim->max_concurrent_streams },
+        { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, limit_for_nghttp2(lim->max_concurrent_streams) },
         { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, lim->initial_window_size },
         { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, lim->max_header_list_size },
         { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
@@ -685,7 +745,7 @@ static void h2_release(pt_conn *c)
     s->running = true;              /* nothing below may run the session again */
     s->ready = s->ready_tail = NULL;
     while (s->streams) {
-        s->streams->closed = true;
+        h2_stream_closed(s->streams);
         h2_stream_release(s->streams);
     }
     pt_defer_cancel(pt_loop_cur, &s->step);

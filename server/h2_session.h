@@ -29,6 +29,10 @@ typedef struct h2_session {
     h2_stream        *ready;         /* header block complete: to start */
     h2_stream        *ready_tail;
     unsigned          nstreams;
+    unsigned          nopen;         /* of them, not closed by nghttp2 yet: what the
+                                      * concurrency limit counts */
+    bool              settings_sent; /* our SETTINGS frame went out (with the limit
+                                      * clients are told, not nghttp2's) */
     bool              running;       /* in h2_run: re-entrant kicks only flag `again` */
     bool              again;
     bool              pumping;
@@ -99,6 +103,8 @@ void h2_calm(h2_session *s, const char *why);     /* GOAWAY ENHANCE_YOUR_CALM, c
 h2_stream *h2_stream_new(h2_session *s, int32_t id);
 /* A field of the request's trailer section (HEADERS after the body): kept in
  * r->req_trailers when it may be passed on, within the head's limits. */
+/* nghttp2 closed the stream (or the connection goes): it no longer counts as open. */
+void h2_stream_closed(h2_stream *st);
 int  h2_stream_trailer(h2_stream *st, const uint8_t *name, size_t nlen, const uint8_t *value,
                        size_t vlen);
 int  h2_stream_header(h2_stream *st, const uint8_t *name, size_t nlen, const uint8_t *value,

@@ -54,6 +54,7 @@ h2_stream *h2_stream_new(h2_session *s, int32_t id)
         s->streams->prev = st;
     s->streams = st;
     s->nstreams++;
+    s->nopen++;
     return st;
 }
 
@@ -141,6 +142,13 @@ int h2_stream_header(h2_stream *st, const uint8_t *name, size_t nlen, const uint
     }
     st->nhdrs++;
     return 0;
+}
+
+void h2_stream_closed(h2_stream *st)
+{
+    if (!st->closed && st->s->nopen)
+        st->s->nopen--;
+    st->closed = true;
 }
 
 int h2_stream_trailer(h2_stream *st, const uint8_t *name, size_t nlen, const uint8_t *value,

@@ -68,21 +68,38 @@ with H2(h2c) as c:
     r = c.response(c.request("/after"))
     is_(r.status, 200, "once they finished, a new stream is served")
 
-# Once the client has acknowledged the limit, going past it is a connection error
-# (nghttp2's choice, RFC 9113 5.1.2 allows the stream error too): GOAWAY PROTOCOL_ERROR.
+# Once the client has acknowledged the limit, going past it is still a stream error
+# (RFC 9113 5.1.2): RST_STREAM REFUSED_STREAM, the client may retry it, the connection and
+# its other streams go on.
 with H2(h2c) as c:
     c.handshake()
     c.send(frame(PING, 0, 0, b"12345678"))
     while c.read_frame(5)[0] != PING:
         pass                        # the server has our ACK of its SETTINGS
     mark = p.log_mark()
-    ids = [c.request("/slow/x%d" % i) for i in range(5)]
-    g = c.wait_goaway()
-    is_(g and g[1], PROTOCOL_ERROR, "a fifth stream after the ACK: GOAWAY PROTOCOL_ERROR")
+    ids = [c.request("/slow/x%d" % i) for i in range(6)]
+    for i in ids[4:]:
+        is_(c.response(i, timeout=5).reset, REFUSED_STREAM,
+            "stream %d past the acknowledged limit: RST_STREAM REFUSED_STREAM" % i)
     ok(p.wait_log(r"refused HTTP/2 stream 9 from 127\.0\.0\.1: more than "
                   r"h2_max_concurrent_streams \(4\) streams open", start=mark),
        "logged at info")
-    ok(c.wait_closed(), "the connection is closed")
+    for i in ids[:4]:
+        is_(c.response(i).body, b"slow\n", "stream %d within the limit is answered" % i)
+    r = c.response(c.request("/again"))
+    is_((r.status, c.goaway), (200, None), "the connection goes on: no GOAWAY, a new stream is served")
+
+# A client that keeps opening streams past the limit: each refusal counts as a reset, and
+# past h2_max_resets the connection is cut (GOAWAY ENHANCE_YOUR_CALM).
+with H2(h2c) as c:
+    c.handshake()
+    mark = p.log_mark()
+    for i in range(4 + 40):
+        c.request("/slow/y%d" % i)
+    g = c.wait_goaway()
+    is_(g and g[1], ENHANCE_YOUR_CALM, "44 streams at once: GOAWAY ENHANCE_YOUR_CALM")
+    ok(p.wait_log(r"more streams refused or reset than h2_max_resets", start=mark),
+       "logged at info")
 
 # --- the stream window: a body bigger than it flows as the origin takes it -------------------
 with H2(h2c) as c:
